@@ -1,0 +1,30 @@
+# One command sets up and tests, one sets up and runs the demo. Both work on a fresh machine
+# (Debian, Python 3.11, root or sudo for the FFmpeg package).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo bench clean
+
+$(STAMP): pyproject.toml
+	@command -v ffmpeg >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends ffmpeg; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --no-compile -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) scripts/demo.py --output_dir outputs/demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_encoder.py
+
+clean:
+	rm -rf outputs .pytest_cache

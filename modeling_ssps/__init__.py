@@ -1,0 +1,40 @@
+"""Use-time half of the SSPS toolkit: configuration, feature extractor and speaker encoders.
+
+Importing the package registers the classes with the transformers Auto classes (idempotent),
+and marks them for remote code, so that `save_pretrained` copies these files and writes
+`auto_map`: a saved folder loads with `trust_remote_code=True` where this package is absent.
+"""
+
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+from .configuration_ssps import SSPSConfig
+from .feature_extraction_ssps import SSPSFeatureExtractor
+from .modeling_ssps import (
+    ECAPATDNN,
+    FastResNet34,
+    LogMelFrontend,
+    SSPSModel,
+    SSPSModelOutput,
+    SSPSPreTrainedModel,
+    count_parameters,
+)
+
+AutoConfig.register(SSPSConfig.model_type, SSPSConfig, exist_ok=True)
+AutoModel.register(SSPSConfig, SSPSModel, exist_ok=True)
+AutoFeatureExtractor.register(SSPSConfig, SSPSFeatureExtractor, exist_ok=True)
+
+SSPSConfig.register_for_auto_class()
+SSPSModel.register_for_auto_class("AutoModel")
+SSPSFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+
+__all__ = [
+    "ECAPATDNN",
+    "FastResNet34",
+    "LogMelFrontend",
+    "SSPSConfig",
+    "SSPSFeatureExtractor",
+    "SSPSModel",
+    "SSPSModelOutput",
+    "SSPSPreTrainedModel",
+    "count_parameters",
+]

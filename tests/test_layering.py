@@ -1,0 +1,62 @@
+"""Import direction scripts -> trainers -> modeling_ssps (DESIGN §1), checked on the source."""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# modeling_ssps is uploaded as Hub remote code: besides the standard library it may only use
+# what transformers itself depends on. huggingface_hub is a hard dependency of transformers
+# (its `strict` dataclass decorator is how configs are declared).
+USE_TIME_ALLOWED = {"torch", "numpy", "transformers", "huggingface_hub"}
+USE_TIME_OPTIONAL = {"soundfile", "soxr"}  # only inside try/except ImportError
+
+
+def imports(path: Path) -> list[tuple[str, int, bool]]:
+    """(module, level, inside_try) for every import statement of a file."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    guarded: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try):
+            for child in node.body:
+                for sub in ast.walk(child):
+                    guarded.add(id(sub))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, 0, id(node) in guarded) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.module or "", node.level, id(node) in guarded))
+    return found
+
+
+def sources(package: str) -> list[Path]:
+    return sorted((REPO_ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", sources("modeling_ssps"), ids=lambda p: p.name)
+def test_modeling_ssps_is_flat_and_self_contained(path: Path) -> None:
+    assert path.parent == REPO_ROOT / "modeling_ssps", "remote code cannot use sub-packages"
+    for module, level, inside_try in imports(path):
+        top = module.split(".")[0]
+        if level:
+            assert level == 1 and "." not in module, f"{path.name}: only single-dot imports"
+            continue
+        if top in sys.stdlib_module_names or top in USE_TIME_ALLOWED:
+            continue
+        assert top in USE_TIME_OPTIONAL and inside_try, f"{path.name} imports {module!r}"
+
+
+@pytest.mark.parametrize("path", sources("trainers"), ids=lambda p: p.name)
+def test_trainers_never_import_scripts(path: Path) -> None:
+    for module, level, _ in imports(path):
+        assert level == 0 or module != "scripts", path
+        assert module.split(".")[0] != "scripts", f"{path.name} imports {module!r}"
+
+
+def test_the_checker_sees_violations(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torchaudio\ntry:\n    import soundfile\nexcept ImportError:\n    pass\n")
+    assert imports(bad) == [("torchaudio", 0, False), ("soundfile", 0, True)]

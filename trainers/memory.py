@@ -1,0 +1,163 @@
+"""Training memories: a FIFO ring queue with slot<->index maps, and a table keyed by sample index.
+
+Both are tiny `nn.Module`s whose every buffer is declared and allocated at construction, so
+`state_dict()` has fixed keys and shapes, `.to(device)` moves everything, and persistence is the
+one visible `persistent=` decision per buffer. Writes are batched tensor operations with no host
+synchronisation. Idea of an explicit, persisted write pointer from lightly-ai/lightly
+(`lightly/models/modules/memory_bank.py`); SSPS needs more (slot<->index maps, SPEC §17.2).
+
+Duplicate sample indices inside one write (possible when a sampler repeats a sample) are
+resolved deterministically: the *last* occurrence wins everywhere, because every write to a
+row carries the values of that last occurrence.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def last_occurrence(indices: torch.Tensor) -> torch.Tensor:
+    """For each position j of `indices` (B,), the position of the last equal entry (B,).
+
+    One B x B comparison: B is a (gathered) batch, so this stays small and on the device.
+    """
+    positions = torch.arange(indices.shape[0], device=indices.device)
+    same = indices[None, :] == indices[:, None]  # (B, B)
+    return torch.where(same, positions[None, :], -1).amax(dim=1)
+
+
+class RingQueue(nn.Module):
+    """FIFO of the last `capacity` pushed samples: `values` (n_pos, capacity, dim), which sample
+    index sits in each slot (`slot_index`, -1 = empty), where each sample index sits
+    (`index_slot`, -1 = absent) and the next write position (`pointer`).
+
+    `push` writes at the pointer with wrap-around, clears the index->slot entries of the
+    samples it overwrites (only if they still point at the overwritten slot: a sample pushed
+    twice keeps its newer slot), then records the new ones.
+
+    Example:
+
+    ```python
+    >>> queue = RingQueue(capacity=4, value_shape=(1, 2), num_samples=10)
+    >>> slots = queue.push(torch.tensor([3, 7]), torch.ones(1, 2, 2))
+    >>> slots.tolist(), int(queue.index_slot[7])
+    ([0, 1], 1)
+    ```
+    """
+
+    values: torch.Tensor
+    slot_index: torch.Tensor
+    index_slot: torch.Tensor
+    pointer: torch.Tensor
+
+    def __init__(
+        self,
+        capacity: int,
+        value_shape: tuple[int, int],
+        num_samples: int,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        if capacity < 1:
+            raise ValueError(f"RingQueue capacity must be >= 1, got {capacity!r}")
+        if num_samples < 1:
+            raise ValueError(f"RingQueue num_samples must be >= 1, got {num_samples!r}")
+        if len(value_shape) != 2 or min(value_shape) < 1:
+            raise ValueError(f"RingQueue value_shape must be (n_pos, dim) >= 1, got {value_shape!r}")
+        self.capacity = capacity
+        self.num_samples = num_samples
+        n_pos, dim = value_shape
+        self.register_buffer("values", torch.zeros(n_pos, capacity, dim, dtype=dtype))
+        self.register_buffer("slot_index", torch.full((capacity,), -1, dtype=torch.long))
+        self.register_buffer("index_slot", torch.full((num_samples,), -1, dtype=torch.long))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+
+    @property
+    def filled(self) -> torch.Tensor:
+        """(capacity,) bool: slots holding a sample."""
+        return self.slot_index >= 0
+
+    def current(self) -> torch.Tensor:
+        """(capacity,) bool: filled slots that hold the most recent entry of their sample."""
+        filled = self.filled
+        owner = self.index_slot[self.slot_index.clamp(min=0)]
+        slots = torch.arange(self.capacity, device=owner.device)
+        return filled & (owner == slots)
+
+    @torch.no_grad()
+    def push(self, indices: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Enqueue samples `indices` (B,) with `values` (n_pos, B, dim); returns their slots.
+
+        When B > capacity only the last `capacity` samples are kept (the pointer still advances
+        by B, as if all had been written in order).
+        """
+        if indices.ndim != 1 or values.shape[1] != indices.shape[0]:
+            raise ValueError(
+                f"push needs indices (B,) and values (n_pos, B, dim); got {tuple(indices.shape)} "
+                f"and {tuple(values.shape)}"
+            )
+        if values.shape[0] != self.values.shape[0] or values.shape[2] != self.values.shape[2]:
+            raise ValueError(
+                f"values {tuple(values.shape)} do not match the queue's (n_pos, B, dim) = "
+                f"({self.values.shape[0]}, B, {self.values.shape[2]})"
+            )
+        batch = indices.shape[0]
+        if batch > self.capacity:
+            skipped = batch - self.capacity
+            self.pointer.add_(skipped).remainder_(self.capacity)
+            indices, values = indices[skipped:], values[:, skipped:]
+            batch = self.capacity
+        indices = indices.to(self.slot_index.device, torch.long)
+        slots = (self.pointer + torch.arange(batch, device=indices.device)) % self.capacity
+
+        # 1. forget overwritten samples, only where the map still points at the slot
+        old = self.slot_index[slots]
+        old_safe = old.clamp(min=0)
+        stale = (old >= 0) & (self.index_slot[old_safe] == slots)
+        # at most one overwritten slot matches a given sample, so summing deltas is exact
+        self.index_slot.index_add_(0, old_safe, torch.where(stale, -1 - slots, 0))
+        # 2. write the slots
+        self.slot_index[slots] = indices
+        self.values[:, slots] = values.to(self.values.dtype)
+        # 3. point each sample at its (last) new slot
+        self.index_slot[indices] = slots[last_occurrence(indices)]
+        self.pointer.add_(batch).remainder_(self.capacity)
+        return slots
+
+    def extra_repr(self) -> str:
+        n_pos, _, dim = self.values.shape
+        return f"capacity={self.capacity}, n_pos={n_pos}, dim={dim}, num_samples={self.num_samples}"
+
+
+class IndexedTable(nn.Module):
+    """Rows keyed by sample index: `values` (num_rows, dim) and a `filled` mask (num_rows,).
+
+    The SSPS reference table Q-hat: the last reference embedding written for each utterance.
+    """
+
+    values: torch.Tensor
+    filled: torch.Tensor
+
+    def __init__(self, num_rows: int, dim: int, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        if num_rows < 1 or dim < 1:
+            raise ValueError(f"IndexedTable needs num_rows, dim >= 1, got {num_rows!r}, {dim!r}")
+        self.register_buffer("values", torch.zeros(num_rows, dim, dtype=dtype))
+        self.register_buffer("filled", torch.zeros(num_rows, dtype=torch.bool))
+
+    @torch.no_grad()
+    def write(self, indices: torch.Tensor, values: torch.Tensor) -> None:
+        """Set rows `indices` (B,) to `values` (B, dim) and mark them filled."""
+        if indices.ndim != 1 or values.shape != (indices.shape[0], self.values.shape[1]):
+            raise ValueError(
+                f"write needs indices (B,) and values (B, {self.values.shape[1]}); got "
+                f"{tuple(indices.shape)} and {tuple(values.shape)}"
+            )
+        indices = indices.to(self.values.device, torch.long)
+        rows = values[last_occurrence(indices)].to(self.values.dtype)  # duplicates agree
+        self.values[indices] = rows
+        self.filled[indices] = True
+
+    def extra_repr(self) -> str:
+        return f"num_rows={self.values.shape[0]}, dim={self.values.shape[1]}"

@@ -1,0 +1,424 @@
+"""Self-Supervised Positive Sampling (SSPS): the only SSPS code of the toolkit.
+
+Lepage & Dehak, "Self-Supervised Frameworks for Speaker Verification via Bootstrapped Positive
+Sampling", IEEE/ACM TASLP 33, 2025 (arXiv 2501.17772); reference implementation
+theolepage/sslsv (`sslsv/methods/_SSPS/`). Specified in SPEC.md; contract in DESIGN.md §5.
+
+Plain torch (no transformers / accelerate): the trainer drives it.
+
+- `collecting(e)` / `active(e)`: pure schedule predicates (SPEC §4).
+- `push(indices, reference, positives)`: the gathered global batch; the reference table
+  (keyed by sample index) and the FIFO of pre-substitution positives (SPEC §3).
+- `refresh(epoch)`: spherical k-means on the filled table rows + neighbour table, at the start
+  of every active epoch (SPEC §5, §6); main process + broadcast, or replicated.
+- `sample(indices, generator, reference)`: one pseudo-positive slot per local anchor, fully
+  vectorised through a CSR grouping of queue slots by cluster (SPEC §7, §17.3). **Call it before
+  `push` in a step**: the current batch is never its own candidate.
+- `substitute(positives, sampled)`: a new tensor where valid anchors get the queued positive.
+- `metrics(indices, sampled)`: coverage, pool size, and label rates once `set_labels` was called.
+
+Example (the order of one active step):
+
+```python
+>>> sampled = ssps.sample(sample_index, generator)          # 1. from the stores as they are
+>>> used = ssps.substitute(positives, sampled)              # 2. a new tensor
+>>> loss = method.loss(out, used, ...)                      # 3.
+>>> ssps.push(all_index, all_reference, all_positives)      # 4. gathered, original positives
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, get_args
+
+import torch
+import torch.distributed as torch_dist
+import torch.nn.functional as F
+from torch import nn
+
+from .kmeans import neighbour_table, normalized_mutual_info, spherical_kmeans
+from .memory import IndexedTable, RingQueue
+
+Sampling = Literal["kmeans-repr", "knn", "kmeans-centroid"]
+Weighting = Literal["uniform", "exp"]
+KMeansMode = Literal["main", "replicated"]
+QueueDtype = Literal["float32", "float16", "bfloat16"]
+
+
+@dataclass(frozen=True)
+class SSPSArguments:
+    """SSPS hyper-parameters (SPEC §11.1); defaults are the paper's headline column.
+
+    Lives here rather than in `training_args.py` so that this module stays plain torch;
+    `SSLTrainingArguments` projects its `ssps_*` fields onto it.
+    """
+
+    start_epoch: int = 100
+    sampling: Sampling = "kmeans-repr"
+    num_clusters: int = 25_000
+    kmeans_iters: int = 10
+    queue_size: int = 25_000
+    neighbour_clusters: int = 1
+    knn_k: int | None = None
+    weighting: Weighting = "uniform"
+    exp_lambda: float = 0.7
+    kmeans_mode: KMeansMode = "main"
+    log_nmi: bool = False
+    queue_dtype: QueueDtype = "float32"
+    seed: int = 1717
+
+    def __post_init__(self) -> None:
+        for name, kind in (
+            ("sampling", Sampling),
+            ("weighting", Weighting),
+            ("kmeans_mode", KMeansMode),
+            ("queue_dtype", QueueDtype),
+        ):
+            if getattr(self, name) not in get_args(kind):
+                raise ValueError(
+                    f"SSPSArguments.{name} must be one of {get_args(kind)}, got "
+                    f"{getattr(self, name)!r}"
+                )
+        if self.start_epoch < 0:
+            raise ValueError(f"SSPSArguments.start_epoch must be >= 0, got {self.start_epoch!r}")
+        if self.queue_size < 1:
+            raise ValueError(f"SSPSArguments.queue_size must be >= 1, got {self.queue_size!r}")
+        if not self.exp_lambda > 0:
+            raise ValueError(f"SSPSArguments.exp_lambda must be > 0, got {self.exp_lambda!r}")
+        if self.sampling == "knn":
+            if self.knn_k is None or self.knn_k < 1:
+                raise ValueError(
+                    f"SSPSArguments.knn_k must be >= 1 with sampling='knn', got {self.knn_k!r}"
+                )
+            if self.knn_k > self.queue_size:
+                raise ValueError(
+                    f"SSPSArguments.knn_k ({self.knn_k!r}) cannot exceed queue_size "
+                    f"({self.queue_size!r})"
+                )
+        else:
+            if self.knn_k is not None:
+                raise ValueError(
+                    f"SSPSArguments.knn_k is only used with sampling='knn'; got knn_k="
+                    f"{self.knn_k!r} with sampling={self.sampling!r}"
+                )
+            if self.num_clusters < 1:
+                raise ValueError(
+                    f"SSPSArguments.num_clusters must be >= 1, got {self.num_clusters!r}"
+                )
+            if self.kmeans_iters < 0:
+                raise ValueError(
+                    f"SSPSArguments.kmeans_iters must be >= 0, got {self.kmeans_iters!r}"
+                )
+            if not 0 <= self.neighbour_clusters < self.num_clusters:
+                raise ValueError(
+                    "SSPSArguments.neighbour_clusters must be in [0, num_clusters - 1], got "
+                    f"{self.neighbour_clusters!r} with num_clusters={self.num_clusters!r}"
+                )
+        if self.log_nmi and self.sampling == "knn":
+            raise ValueError("SSPSArguments.log_nmi needs a k-means sampling mode, not 'knn'")
+
+    @property
+    def num_candidates(self) -> int:
+        """Length of each anchor's candidate list: clusters (k-means) or neighbours (knn)."""
+        if self.sampling == "knn":
+            assert self.knn_k is not None
+            return self.knn_k
+        return max(self.neighbour_clusters, 1)
+
+
+class SampledPositives(NamedTuple):
+    """One draw per local anchor (all (b,)).
+
+    slots: queue slot of the pseudo-positive (`kmeans-repr`, `knn`), or the chosen cluster
+        (`kmeans-centroid`). Meaningful only where `valid`.
+    valid: the anchor received a pseudo-positive; elsewhere it keeps its own positive.
+    eligible: the anchor had a candidate list (in the table / a non-empty queue).
+    pool_size: number of candidates the draw was made from (0 where not eligible).
+    """
+
+    slots: torch.Tensor
+    valid: torch.Tensor
+    eligible: torch.Tensor
+    pool_size: torch.Tensor
+
+
+class SSPS(nn.Module):
+    """SSPS state and algorithms; every buffer is allocated here, at construction.
+
+    Args:
+        num_samples: N, the training-set size (sample indices are in [0, N)).
+        reference_dim: D_ref, the encoder output dimension.
+        positive_shape: (n_pos, D_pos) of the framework's positive tensors (SPEC §8).
+        args: `SSPSArguments`.
+        device: where the stores live (the training device).
+    """
+
+    # elements of one (b, chunk) similarity block in SSPS-NN; tests lower it to force chunking
+    knn_chunk_elements: int = 1 << 24
+
+    clustered_epoch: torch.Tensor
+    centroids: torch.Tensor
+    assignment: torch.Tensor
+    neighbours: torch.Tensor
+    speaker_labels: torch.Tensor
+    video_labels: torch.Tensor
+    labels_set: torch.Tensor
+    queue_reference: torch.Tensor
+
+    def __init__(
+        self,
+        num_samples: int,
+        reference_dim: int,
+        positive_shape: tuple[int, int],
+        args: SSPSArguments,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.args = args
+        self.num_samples = num_samples
+        self.reference_dim = reference_dim
+        n_pos, d_pos = positive_shape
+        if args.sampling == "kmeans-centroid" and (n_pos, d_pos) != (1, reference_dim):
+            raise ValueError(
+                "sampling='kmeans-centroid' substitutes a centroid of the encoder space, so the "
+                f"positive must be one encoder-space vector: positive_shape (1, {reference_dim}), "
+                f"got {positive_shape!r} (use it with SimCLR or MoCo without projector)"
+            )
+        if args.sampling != "knn" and args.num_clusters > num_samples:
+            raise ValueError(
+                f"num_clusters={args.num_clusters} exceeds the {num_samples} training samples"
+            )
+        dtype = getattr(torch, args.queue_dtype)
+        self.queue = RingQueue(args.queue_size, (n_pos, d_pos), num_samples, dtype=dtype)
+        self.register_buffer("clustered_epoch", torch.tensor(-1, dtype=torch.long))
+        if args.sampling == "knn":
+            # SSPS-NN (SPEC §9): the reference FIFO is aligned slot for slot with the queue
+            self.register_buffer(
+                "queue_reference", torch.zeros(args.queue_size, reference_dim, dtype=dtype)
+            )
+        else:
+            self.table = IndexedTable(num_samples, reference_dim)
+            k, m = args.num_clusters, args.num_candidates
+            self.register_buffer("centroids", torch.zeros(k, reference_dim))
+            self.register_buffer("assignment", torch.full((num_samples,), -1, dtype=torch.long))
+            self.register_buffer("neighbours", torch.zeros(k, m, dtype=torch.long))
+        # diagnostics only (SPEC §10): not saved, filled by set_labels
+        self.register_buffer(
+            "speaker_labels", torch.full((num_samples,), -1, dtype=torch.long), persistent=False
+        )
+        self.register_buffer(
+            "video_labels", torch.full((num_samples,), -1, dtype=torch.long), persistent=False
+        )
+        self.register_buffer("labels_set", torch.zeros(2, dtype=torch.bool), persistent=False)
+        if args.weighting == "exp":
+            ranks = torch.arange(args.num_candidates, dtype=torch.float32)
+            weights = args.exp_lambda * torch.exp(-args.exp_lambda * ranks)
+        else:
+            weights = torch.ones(args.num_candidates)
+        self.register_buffer("rank_weights", weights / weights.sum(), persistent=False)
+        if device is not None:
+            self.to(device)
+
+    # ------------------------------------------------------------------ schedule (SPEC §4)
+    def collecting(self, epoch: int) -> bool:
+        """Compute the reference and push: epochs >= S - 1."""
+        return epoch >= self.args.start_epoch - 1
+
+    def active(self, epoch: int) -> bool:
+        """Cluster at epoch start, sample and substitute every step: epochs >= S."""
+        return epoch >= self.args.start_epoch
+
+    # ------------------------------------------------------------------ stores
+    @torch.no_grad()
+    def push(self, indices: torch.Tensor, reference: torch.Tensor, positives: torch.Tensor) -> None:
+        """Store the gathered batch: `reference` (B, D_ref) unit-norm encoder outputs and the
+        *original* (pre-substitution) `positives` (n_pos, B, D_pos), under `indices` (B,)."""
+        if reference.shape != (indices.shape[0], self.reference_dim):
+            raise ValueError(
+                f"reference must be (B, {self.reference_dim}) for {indices.shape[0]} indices, got "
+                f"{tuple(reference.shape)}"
+            )
+        slots = self.queue.push(indices, positives.detach())
+        if self.args.sampling == "knn":
+            self.queue_reference[slots] = reference[-slots.shape[0] :].to(self.queue_reference.dtype)
+        else:
+            self.table.write(indices, reference.detach())
+
+    def set_labels(self, speaker: torch.Tensor | None, video: torch.Tensor | None) -> None:
+        """Speaker / video id per sample index (N,), for the diagnostics of SPEC §10 only."""
+        for position, (labels, store) in enumerate(
+            ((speaker, self.speaker_labels), (video, self.video_labels))
+        ):
+            if labels is None:
+                continue
+            if labels.shape != (self.num_samples,):
+                raise ValueError(f"labels must have shape ({self.num_samples},), got {tuple(labels.shape)}")
+            store.copy_(labels.to(store.device, torch.long))
+            self.labels_set[position] = True
+
+    # ------------------------------------------------------------------ clustering (SPEC §5-6)
+    @torch.no_grad()
+    def refresh(self, epoch: int) -> dict[str, float]:
+        """k-means on the filled reference rows and the neighbour table, for epoch `epoch`.
+
+        `kmeans_mode="main"` under torch.distributed: rank 0 clusters, then broadcasts the
+        assignment, centroids and neighbour table into every rank's preallocated buffers.
+        `"replicated"`: every rank runs the same seeded computation. The seed is derived from
+        (args.seed, epoch), so a resumed run re-clusters identically.
+        """
+        if self.args.sampling == "knn":
+            raise RuntimeError("refresh() is for k-means sampling; SSPS-NN has no clustering")
+        distributed = torch_dist.is_available() and torch_dist.is_initialized()
+        is_main = not distributed or torch_dist.get_rank() == 0
+        compute_here = is_main or self.args.kmeans_mode == "replicated"
+        if compute_here:
+            filled_rows = torch.nonzero(self.table.filled).squeeze(1)  # once per epoch
+            x = F.normalize(self.table.values[filled_rows].float(), dim=1)
+            generator = torch.Generator(device=x.device)
+            generator.manual_seed(self.args.seed * 1_000_003 + epoch)
+            result = spherical_kmeans(x, self.args.num_clusters, self.args.kmeans_iters, generator)
+            self.assignment.fill_(-1)
+            self.assignment[filled_rows] = result.assignment
+            self.centroids.copy_(result.centroids)
+            self.neighbours.copy_(neighbour_table(result.centroids, self.args.neighbour_clusters))
+        if distributed and self.args.kmeans_mode == "main":
+            for tensor in (self.assignment, self.centroids, self.neighbours):
+                torch_dist.broadcast(tensor, src=0)
+        self.clustered_epoch.fill_(epoch)
+
+        in_table = self.assignment >= 0
+        counts = torch.bincount(self.assignment[in_table], minlength=self.args.num_clusters)
+        stats = {
+            "ssps/clustered_rows": float(in_table.sum()),
+            "ssps/empty_clusters": float((counts == 0).sum()),
+            "ssps/max_cluster_size": float(counts.max()),
+        }
+        if self.args.log_nmi:
+            for position, name in enumerate(("speaker", "video")):
+                labels = (self.speaker_labels, self.video_labels)[position]
+                if bool(self.labels_set[position]):
+                    stats[f"ssps/nmi_{name}"] = normalized_mutual_info(
+                        self.assignment[in_table], labels[in_table]
+                    )
+        return stats
+
+    # ------------------------------------------------------------------ sampling (SPEC §7, §17)
+    def _draw_candidates(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """Rank r of the candidate each anchor uses, (b,): uniform or exp-weighted."""
+        device = self.rank_weights.device
+        if self.args.weighting == "uniform":
+            return torch.randint(
+                0, self.args.num_candidates, (batch,), generator=generator, device=device
+            )
+        weights = self.rank_weights[None, :].expand(batch, -1)
+        return torch.multinomial(weights, 1, generator=generator).squeeze(1)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        indices: torch.Tensor,
+        generator: torch.Generator,
+        reference: torch.Tensor | None = None,
+    ) -> SampledPositives:
+        """Draw a pseudo-positive for each local anchor `indices` (b,), from the stores as they
+        are now (call before `push`). `reference` (b, D_ref), the current unit-norm references,
+        is needed by `knn` only."""
+        indices = indices.to(self.queue.slot_index.device, torch.long)
+        if self.args.sampling == "knn":
+            if reference is None:
+                raise ValueError("sampling='knn' needs the current reference embeddings")
+            return self._sample_knn(indices, generator, reference)
+        return self._sample_kmeans(indices, generator)
+
+    def _sample_kmeans(self, indices: torch.Tensor, generator: torch.Generator) -> SampledPositives:
+        batch, num_clusters = indices.shape[0], self.args.num_clusters
+        cluster = self.assignment[indices]  # (b,) -1: not clustered this epoch
+        eligible = cluster >= 0
+        rank = self._draw_candidates(batch, generator)
+        chosen = self.neighbours[cluster.clamp(min=0), rank]  # (b,) c*
+        if self.args.sampling == "kmeans-centroid":
+            pool = torch.ones_like(chosen)
+            return SampledPositives(chosen, eligible, eligible, torch.where(eligible, pool, 0))
+
+        # CSR grouping of the queue by cluster (SPEC §17.3): candidates are the current entry
+        # of each queued sample that is clustered; all others go to an extra bucket K.
+        owner = self.queue.slot_index.clamp(min=0)  # (P,)
+        owner_cluster = self.assignment[owner]
+        usable = self.queue.current() & (owner_cluster >= 0)
+        bucket = torch.where(usable, owner_cluster, num_clusters)  # (P,)
+        order = torch.argsort(bucket, stable=True)  # slots grouped by cluster
+        counts = torch.bincount(bucket, minlength=num_clusters + 1)[:num_clusters]
+        starts = torch.cumsum(counts, 0) - counts  # exclusive cumsum
+
+        count = counts[chosen]  # (b,)
+        uniform = torch.rand(batch, generator=generator, device=indices.device)
+        offset = torch.minimum((uniform * count).long(), (count - 1).clamp(min=0))
+        position = (starts[chosen] + offset).clamp(max=self.queue.capacity - 1)
+        slots = order[position]
+        valid = eligible & (count > 0) & (self.queue.slot_index[slots] != indices)
+        return SampledPositives(slots, valid, eligible, torch.where(eligible, count, 0))
+
+    def _sample_knn(
+        self, indices: torch.Tensor, generator: torch.Generator, reference: torch.Tensor
+    ) -> SampledPositives:
+        """SSPS-NN (SPEC §9, §17.6): cosine of the current reference to every FIFO entry (in
+        chunks), same-index and empty entries masked, running top-k, one rank drawn."""
+        k = self.args.num_candidates
+        batch, capacity = indices.shape[0], self.queue.capacity
+        query = F.normalize(reference.float(), dim=1)  # (b, D_ref)
+        best_values = torch.full((batch, k), float("-inf"), device=query.device)
+        best_slots = torch.zeros(batch, k, dtype=torch.long, device=query.device)
+        chunk = max(k, self.knn_chunk_elements // max(batch, 1))
+        for start in range(0, capacity, chunk):
+            stop = min(start + chunk, capacity)
+            keys = self.queue_reference[start:stop].float()  # (chunk, D_ref)
+            similarity = query @ keys.T  # (b, chunk)
+            owners = self.queue.slot_index[start:stop]
+            blocked = (owners[None, :] < 0) | (owners[None, :] == indices[:, None])
+            similarity = similarity.masked_fill(blocked, float("-inf"))
+            slots = torch.arange(start, stop, device=query.device).expand(batch, -1)
+            values = torch.cat([best_values, similarity], dim=1)
+            candidates = torch.cat([best_slots, slots], dim=1)
+            best_values, top = values.topk(k, dim=1)
+            best_slots = candidates.gather(1, top)
+        rank = self._draw_candidates(batch, generator)
+        finite = torch.isfinite(best_values)
+        picked = best_slots.gather(1, rank[:, None]).squeeze(1)
+        valid = finite.gather(1, rank[:, None]).squeeze(1)
+        eligible = finite.any(dim=1)
+        return SampledPositives(picked, valid, eligible, finite.sum(dim=1))
+
+    # ------------------------------------------------------------------ substitution (SPEC §8)
+    def substitute(self, positives: torch.Tensor, sampled: SampledPositives) -> torch.Tensor:
+        """`positives` (n_pos, b, D_pos) with valid anchors replaced by their pseudo-positive
+        (detached store content). Returns a new tensor; `positives` is not modified."""
+        if self.args.sampling == "kmeans-centroid":
+            candidates = self.centroids[sampled.slots][None]  # (1, b, D_ref)
+        else:
+            candidates = self.queue.values[:, sampled.slots]  # (n_pos, b, D_pos)
+        candidates = candidates.to(positives.dtype)
+        return torch.where(sampled.valid[None, :, None], candidates, positives)
+
+    # ------------------------------------------------------------------ diagnostics (SPEC §10)
+    @torch.no_grad()
+    def metrics(self, indices: torch.Tensor, sampled: SampledPositives) -> dict[str, torch.Tensor]:
+        """Per-step diagnostics as 0-d tensors (no host sync; reduce them when logging)."""
+        valid = sampled.valid.float()
+        eligible = sampled.eligible.float()
+        out = {
+            "ssps/coverage": valid.mean(),
+            "ssps/pool_size": (sampled.pool_size.float() * eligible).sum()
+            / eligible.sum().clamp(min=1.0),
+        }
+        if self.args.sampling == "kmeans-centroid":
+            return out
+        partner = self.queue.slot_index[sampled.slots].clamp(min=0)
+        indices = indices.to(partner.device, torch.long)
+        for position, name in enumerate(("same_speaker_rate", "same_video_rate")):
+            labels = (self.speaker_labels, self.video_labels)[position]
+            same = (labels[partner] == labels[indices]).float()
+            rate = (same * valid).sum() / valid.sum().clamp(min=1.0)
+            # NaN until set_labels provides this column, so nobody reads a fake 0
+            out[f"ssps/{name}"] = torch.where(self.labels_set[position], rate, float("nan"))
+        return out

@@ -20,11 +20,19 @@ from torch import nn
 def last_occurrence(indices: torch.Tensor) -> torch.Tensor:
     """For each position j of `indices` (B,), the position of the last equal entry (B,).
 
-    One B x B comparison: B is a (gathered) batch, so this stays small and on the device.
+    One stable sort, O(B log B), on the device: equal entries become runs, and each run's
+    largest original position is its last occurrence.
     """
-    positions = torch.arange(indices.shape[0], device=indices.device)
-    same = indices[None, :] == indices[:, None]  # (B, B)
-    return torch.where(same, positions[None, :], -1).amax(dim=1)
+    batch = indices.shape[0]
+    sorted_values, order = torch.sort(indices, stable=True)
+    starts_run = torch.ones(batch, dtype=torch.bool, device=indices.device)
+    starts_run[1:] = sorted_values[1:] != sorted_values[:-1]
+    run = torch.cumsum(starts_run.long(), 0) - 1  # run id of each sorted position
+    last_in_run = torch.zeros(batch, dtype=torch.long, device=indices.device)
+    last_in_run.scatter_reduce_(0, run, order, reduce="amax", include_self=False)
+    out = torch.empty_like(order)
+    out[order] = last_in_run[run]
+    return out
 
 
 class RingQueue(nn.Module):

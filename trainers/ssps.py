@@ -66,6 +66,7 @@ class SSPSArguments:
     kmeans_mode: KMeansMode = "main"
     log_nmi: bool = False
     queue_dtype: QueueDtype = "float32"
+    kmeans_score_dtype: QueueDtype = "float32"
     seed: int = 1717
 
     def __post_init__(self) -> None:
@@ -74,6 +75,7 @@ class SSPSArguments:
             ("weighting", Weighting),
             ("kmeans_mode", KMeansMode),
             ("queue_dtype", QueueDtype),
+            ("kmeans_score_dtype", QueueDtype),
         ):
             if getattr(self, name) not in get_args(kind):
                 raise ValueError(
@@ -277,7 +279,13 @@ class SSPS(nn.Module):
             x = F.normalize(self.table.values[filled_rows].float(), dim=1)
             generator = torch.Generator(device=x.device)
             generator.manual_seed(self.args.seed * 1_000_003 + epoch)
-            result = spherical_kmeans(x, self.args.num_clusters, self.args.kmeans_iters, generator)
+            result = spherical_kmeans(
+                x,
+                self.args.num_clusters,
+                self.args.kmeans_iters,
+                generator,
+                score_dtype=getattr(torch, self.args.kmeans_score_dtype),
+            )
             self.assignment.fill_(-1)
             self.assignment[filled_rows] = result.assignment
             self.centroids.copy_(result.centroids)

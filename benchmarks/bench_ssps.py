@@ -1,0 +1,174 @@
+"""SSPS speed: per-step sample + substitute + push at paper scale, and k-means vs faiss-cpu.
+
+    python benchmarks/bench_ssps.py [--repeats 5] [--skip_paper_scale] [--json out.json]
+
+Step rows: our vectorised SSPS (CSR grouping, SPEC §17.3) vs a per-anchor loop written like the
+reference implementation (for each anchor, scan the queue for members of the chosen cluster and
+draw one; Python loop over samples), on the same state. Paper scale: N = 1,092,009 utterances,
+K = 25,000 clusters, queue P = 25,000, M = 1; SimCLR B = 256 (1 x 512 positives) and DINO
+B = 128 (2 x 65,536 positives). k-means rows: ours vs faiss-cpu `Kmeans(spherical=True)` at equal
+iterations on the same data. Medians over --repeats; not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from trainers.kmeans import spherical_kmeans
+from trainers.ssps import SSPS, SSPSArguments
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+parser.add_argument("--repeats", type=int, default=5)
+parser.add_argument("--loop_repeats", type=int, default=2)
+parser.add_argument("--skip_paper_scale", action="store_true")
+parser.add_argument("--skip_dino", action="store_true")
+parser.add_argument("--json", type=str, default=None)
+args = parser.parse_args()
+device = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def sync() -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def loop_reference_sample(ssps: SSPS, indices: torch.Tensor, generator: torch.Generator):
+    """Per-anchor Python loop in the style of the reference sampler (what SPEC §17 replaces)."""
+    queue_clusters = ssps.assignment[ssps.queue.slot_index.clamp(min=0)]
+    queue_clusters = torch.where(ssps.queue.slot_index >= 0, queue_clusters, -1)
+    slots, valid = [], []
+    for i in indices.tolist():
+        c = int(ssps.assignment[i])
+        if c < 0:
+            slots.append(0), valid.append(False)
+            continue
+        r = int(torch.randint(0, ssps.neighbours.shape[1], (1,), generator=generator))
+        target = int(ssps.neighbours[c, r])
+        pool = torch.nonzero(queue_clusters == target).squeeze(1)
+        if pool.numel() == 0:
+            slots.append(0), valid.append(False)
+            continue
+        slot = int(pool[int(torch.randint(0, pool.numel(), (1,), generator=generator))])
+        slots.append(slot)
+        valid.append(int(ssps.queue.slot_index[slot]) != i)
+    return torch.tensor(slots), torch.tensor(valid)
+
+
+def step_rows(name: str, num_samples: int, clusters: int, batch: int, n_pos: int, d_pos: int):
+    ssps_args = SSPSArguments(start_epoch=1, num_clusters=clusters, queue_size=clusters, neighbour_clusters=1)
+    ssps = SSPS(num_samples, 512, (n_pos, d_pos), ssps_args, device=device)
+    g = torch.Generator(device=device).manual_seed(0)
+    # a full table and queue, and a clustering (random assignment: timing does not depend on it)
+    for start in range(0, num_samples, 65536):
+        rows = torch.arange(start, min(start + 65536, num_samples), device=device)
+        ssps.table.write(rows, F.normalize(torch.randn(rows.numel(), 512, device=device, generator=g), dim=1))
+    ssps.assignment.copy_(torch.randint(0, clusters, (num_samples,), device=device, generator=g))
+    ssps.neighbours.copy_(torch.randint(0, clusters, (clusters, 1), device=device, generator=g))
+    for start in range(0, clusters, 4096):
+        chunk = torch.arange(start, min(start + 4096, clusters), device=device)
+        ssps.queue.push(chunk * 7, torch.randn(n_pos, chunk.numel(), d_pos, device=device, generator=g))
+
+    indices = torch.randperm(num_samples, device=device, generator=g)[:batch]
+    reference = F.normalize(torch.randn(batch, 512, device=device, generator=g), dim=1)
+    positives = torch.randn(n_pos, batch, d_pos, device=device, generator=g)
+
+    def ours() -> None:
+        sampled = ssps.sample(indices, g)
+        used = ssps.substitute(positives, sampled)
+        ssps.metrics(indices, sampled)
+        ssps.push(indices, reference, positives)
+        del used
+
+    def loop() -> None:
+        slots, valid = loop_reference_sample(ssps, indices, g)
+        candidates = ssps.queue.values[:, slots.to(device)]
+        torch.where(valid.to(device)[None, :, None], candidates, positives)
+        ssps.push(indices, reference, positives)
+
+    ours()  # warm-up
+    t_ours = median_time(ours, args.repeats)
+    t_loop = median_time(loop, args.loop_repeats)
+    return [
+        {"bench": f"SSPS step, {name}", "impl": "ours (vectorised)", "seconds": t_ours},
+        {"bench": f"SSPS step, {name}", "impl": "per-anchor loop (reference style)", "seconds": t_loop},
+    ]
+
+
+def kmeans_rows(n: int, k: int, d: int, iters: int = 10):
+    g = torch.Generator().manual_seed(0)
+    # clustered data: k/4 true centres with noise, unit norm
+    centres = F.normalize(torch.randn(max(k // 4, 1), d, generator=g), dim=1)
+    x = F.normalize(centres[torch.randint(0, centres.shape[0], (n,), generator=g)]
+                    + 0.5 * torch.randn(n, d, generator=g) / d**0.5, dim=1)  # fmt: skip
+    rows = []
+    xd = x.to(device)
+    t_ours = median_time(
+        lambda: spherical_kmeans(xd, k, iters, torch.Generator(device=device).manual_seed(1)),
+        max(1, args.repeats // 2),
+    )
+    rows.append({"bench": f"k-means N={n} K={k} D={d} it={iters}", "impl": "ours (torch, fp32)", "seconds": t_ours})
+    fp32 = spherical_kmeans(xd, k, iters, torch.Generator(device=device).manual_seed(1))
+    bf16 = spherical_kmeans(xd, k, iters, torch.Generator(device=device).manual_seed(1), score_dtype=torch.bfloat16)
+    t_bf16 = median_time(
+        lambda: spherical_kmeans(xd, k, iters, torch.Generator(device=device).manual_seed(1), score_dtype=torch.bfloat16),
+        max(1, args.repeats // 2),
+    )
+    # same init: agreement of the final fp32 vs bf16-E-step assignments
+    agreement = float((fp32.assignment == bf16.assignment).float().mean())
+    rows.append({"bench": f"k-means N={n} K={k} D={d} it={iters}",
+                 "impl": f"ours (torch, bf16 E-step; {100 * agreement:.1f}% same assignments)",
+                 "seconds": t_bf16})  # fmt: skip
+    try:
+        import faiss
+    except ImportError:
+        return rows
+    xn = x.numpy()
+
+    def run_faiss() -> None:
+        km = faiss.Kmeans(d, k, niter=iters, spherical=True, seed=1, verbose=False,
+                          min_points_per_centroid=1, max_points_per_centroid=10**9)  # fmt: skip
+        km.train(xn)
+        km.index.search(xn, 1)  # the final assignment, as ours returns
+
+    t_faiss = median_time(run_faiss, max(1, args.repeats // 2))
+    rows.append({"bench": f"k-means N={n} K={k} D={d} it={iters}", "impl": "faiss-cpu", "seconds": t_faiss})
+    return rows
+
+
+rows = []
+if not args.skip_paper_scale:
+    rows += step_rows("paper scale SimCLR B=256", 1_092_009, 25_000, 256, 1, 512)
+    if not args.skip_dino:
+        rows += step_rows("paper scale DINO B=128", 1_092_009, 25_000, 128, 2, 65_536)
+rows += kmeans_rows(20_000, 2_000, 192)
+rows += kmeans_rows(100_000, 5_000, 192)
+
+print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
+      f"cpu={platform.processor() or platform.machine()} repeats={args.repeats} (median)")  # fmt: skip
+print("\n| benchmark | implementation | median time | ratio vs first row |\n|---|---|---|---|")
+first: dict[str, float] = {}
+for r in rows:
+    first.setdefault(r["bench"], r["seconds"])
+    ratio = r["seconds"] / first[r["bench"]]
+    print(f"| {r['bench']} | {r['impl']} | {1000 * r['seconds']:.1f} ms | {ratio:.2f}x |")
+if args.json:
+    with open(args.json, "w") as f:
+        json.dump({"device": device, "torch": torch.__version__, "rows": rows}, f, indent=2)

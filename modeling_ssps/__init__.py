@@ -5,7 +5,7 @@ and marks them for remote code, so that `save_pretrained` copies these files and
 `auto_map`: a saved folder loads with `trust_remote_code=True` where this package is absent.
 """
 
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForPreTraining
 
 from .configuration_ssps import SSPSConfig
 from .feature_extraction_ssps import SSPSFeatureExtractor
@@ -13,14 +13,20 @@ from .modeling_ssps import (
     ECAPATDNN,
     FastResNet34,
     LogMelFrontend,
+    DINOHead,
+    ProjectionHead,
+    SSPSForPreTraining,
     SSPSModel,
     SSPSModelOutput,
     SSPSPreTrainedModel,
+    SSPSPreTrainingOutput,
+    SwAVPrototypes,
     count_parameters,
 )
 
 AutoConfig.register(SSPSConfig.model_type, SSPSConfig, exist_ok=True)
 AutoModel.register(SSPSConfig, SSPSModel, exist_ok=True)
+AutoModelForPreTraining.register(SSPSConfig, SSPSForPreTraining, exist_ok=True)
 AutoFeatureExtractor.register(SSPSConfig, SSPSFeatureExtractor, exist_ok=True)
 
 SSPSConfig.register_for_auto_class()
@@ -28,8 +34,13 @@ SSPSModel.register_for_auto_class("AutoModel")
 SSPSFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 __all__ = [
+    "DINOHead",
     "ECAPATDNN",
     "FastResNet34",
+    "ProjectionHead",
+    "SSPSForPreTraining",
+    "SSPSPreTrainingOutput",
+    "SwAVPrototypes",
     "LogMelFrontend",
     "SSPSConfig",
     "SSPSFeatureExtractor",

@@ -437,6 +437,90 @@ class FastResNet34(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
+# Self-supervised heads (SPEC §11.2)
+# ----------------------------------------------------------------------------------------------
+
+
+class ProjectionHead(nn.Module):
+    """MLP `input -> hidden -> hidden -> output` (Linear-BN-activation twice, then Linear),
+    optionally L2-normalised: the SwAV (ReLU, normalised) and VICReg (ReLU) projectors."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        output_dim: int,
+        activation: str = "relu",
+        normalize: bool = False,
+    ) -> None:
+        super().__init__()
+        act: type[nn.Module] = nn.GELU if activation == "gelu" else nn.ReLU
+        self.layers = nn.Sequential(
+            nn.Linear(input_dim, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
+            act(),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
+            act(),
+            nn.Linear(hidden_dim, output_dim),
+        )
+        self.normalize = normalize
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.layers(x)
+        return F.normalize(z, dim=-1) if self.normalize else z
+
+
+class DINOHead(nn.Module):
+    """DINO head: GELU MLP to a bottleneck, L2 norm, then a weight-normalised linear layer
+    with its gain fixed to 1 (Caron et al., ICCV 2021; facebookresearch/dino `DINOHead`).
+
+    The last layer is kept as its direction parameter `last_layer` (output, bottleneck); each
+    row is L2-normalised in `forward`, which is weight normalisation with g = 1.
+    """
+
+    def __init__(self, input_dim: int, hidden_dim: int, bottleneck_dim: int, output_dim: int):
+        super().__init__()
+        self.mlp = ProjectionHead(input_dim, hidden_dim, bottleneck_dim, activation="gelu")
+        self.last_layer = nn.Parameter(torch.empty(output_dim, bottleneck_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = F.normalize(self.mlp(x), dim=-1)  # (batch, bottleneck)
+        return F.linear(z, F.normalize(self.last_layer, dim=1))  # (batch, output) logits
+
+
+class SwAVPrototypes(nn.Module):
+    """SwAV prototypes (K, D): scores are z . c_k for unit z; the trainer re-normalises the
+    prototypes after every optimiser step (Caron et al., NeurIPS 2020)."""
+
+    def __init__(self, dim: int, num_prototypes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_prototypes, dim))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.weight.T
+
+
+def build_head(config: SSPSConfig) -> nn.Module | None:
+    """The projector of `config.head_type` (None: the loss sees the encoder output)."""
+    if config.head_type == "none":
+        return None
+    if config.head_type == "dino":
+        return DINOHead(
+            config.embedding_dim,
+            config.dino_hidden_dim,
+            config.dino_bottleneck_dim,
+            config.dino_output_dim,
+        )
+    return ProjectionHead(
+        config.embedding_dim,
+        config.projector_hidden_dim,
+        config.projector_output_dim,
+        normalize=config.head_type == "swav",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 # Hugging Face models
 # ----------------------------------------------------------------------------------------------
 
@@ -485,6 +569,10 @@ class SSPSPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.num_batches_tracked)
         elif isinstance(module, FastResNet34):
             init.xavier_normal_(module.attention_vector)
+        elif isinstance(module, DINOHead):
+            init.trunc_normal_(module.last_layer, std=0.02)
+        elif isinstance(module, SwAVPrototypes):
+            init.xavier_uniform_(module.weight)
         elif isinstance(module, LogMelFrontend):
             window, mel_filters = module.compute_buffers()
             init.copy_(module.window, window)
@@ -518,6 +606,9 @@ def build_encoder(config: SSPSConfig) -> nn.Module:
 class SSPSModel(SSPSPreTrainedModel):
     """The published speaker encoder: 16 kHz waveforms -> speaker embeddings.
 
+    Loading it from an `SSPSForPreTraining` checkpoint takes the student encoder (prefix
+    `ssps.`) and skips the heads and momentum branch.
+
     Example:
 
     ```python
@@ -529,6 +620,8 @@ class SSPSModel(SSPSPreTrainedModel):
     torch.Size([2, 512])
     ```
     """
+
+    _keys_to_ignore_on_load_unexpected = [r"^teacher\.", r"^teacher_head\.", r"^head\.", r"^prototypes\."]
 
     def __init__(self, config: SSPSConfig) -> None:
         super().__init__(config)
@@ -572,6 +665,104 @@ class SSPSModel(SSPSPreTrainedModel):
         return SSPSModelOutput(embeddings=self.encoder(features, frame_lengths))
 
 
+@dataclass
+class SSPSPreTrainingOutput(ModelOutput):
+    """Output of `SSPSForPreTraining`: every student view, view-major.
+
+    Args:
+        embeddings (`torch.FloatTensor` of shape `(num_views, batch_size, embedding_dim)`):
+            Encoder outputs; the global views come first, then the local views (DINO).
+        projections (`torch.FloatTensor` of shape `(num_views, batch_size, head_dim)`, *optional*):
+            Head outputs (SwAV/VICReg projections, DINO logits); None without a head.
+    """
+
+    embeddings: torch.FloatTensor | None = None
+    projections: torch.FloatTensor | None = None
+
+
+class SSPSForPreTraining(SSPSPreTrainedModel):
+    """Student encoder + SSL head, and an optional frozen momentum branch (MoCo key encoder,
+    DINO teacher encoder + head) updated by the trainer's EMA after each optimiser step.
+
+    The momentum branch is a real copy (no shared storage), `requires_grad=False`, saved with
+    the model (so averaging and export see it) and never called by `forward`: the trainer runs
+    it under `no_grad`. Training code (losses, queues, SSPS) lives in `trainers/`.
+    """
+
+    def __init__(self, config: SSPSConfig) -> None:
+        super().__init__(config)
+        self.ssps = SSPSModel(config)
+        self.head = build_head(config)
+        self.prototypes = (
+            SwAVPrototypes(config.projector_output_dim, config.swav_num_prototypes)
+            if config.head_type == "swav"
+            else None
+        )
+        self.teacher: SSPSModel | None = None
+        self.teacher_head: nn.Module | None = None
+        if config.momentum_branch:
+            self.teacher = SSPSModel(config)
+            self.teacher_head = build_head(config)
+            for parameter in self.momentum_parameters():
+                parameter.requires_grad_(False)
+        self.post_init()
+        self.reset_momentum_branch()
+
+    def momentum_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the momentum branch, in the order of `student_parameters()`."""
+        modules = [m for m in (self.teacher, self.teacher_head) if m is not None]
+        return [p for m in modules for p in m.parameters()]
+
+    def student_parameters(self) -> list[nn.Parameter]:
+        """Student parameters matching `momentum_parameters()` one to one."""
+        modules = [self.ssps] + ([self.head] if self.teacher_head is not None and self.head else [])
+        return [p for m in modules for p in m.parameters()]
+
+    @torch.no_grad()
+    def reset_momentum_branch(self) -> None:
+        """Copy the student into the momentum branch (start of training)."""
+        if self.teacher is None:
+            return
+        self.teacher.load_state_dict(self.ssps.state_dict())
+        if self.teacher_head is not None and self.head is not None:
+            self.teacher_head.load_state_dict(self.head.state_dict())
+
+    def project(self, embeddings: torch.Tensor) -> torch.Tensor | None:
+        """Student head on (n, embedding_dim) embeddings."""
+        return None if self.head is None else self.head(embeddings)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        local_input_values: torch.Tensor | None = None,
+    ) -> SSPSPreTrainingOutput:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, num_views, num_samples)`):
+            Equal-length crops (2 s views; DINO: the 4 s global views).
+        local_input_values (`torch.FloatTensor` of shape `(batch_size, num_local, local_samples)`, *optional*):
+            DINO local crops (2 s).
+        """
+        if input_values.ndim != 3:
+            raise ValueError(
+                "SSPSForPreTraining expects input_values (batch, views, samples), got shape "
+                f"{tuple(input_values.shape)}"
+            )
+        batch = input_values.shape[0]
+        groups = [input_values]
+        if local_input_values is not None:
+            groups.append(local_input_values)
+        embeddings = []
+        for views in groups:
+            flat = views.transpose(0, 1).reshape(-1, views.shape[-1])  # (views * batch, samples)
+            embeddings.append(self.ssps(input_values=flat).embeddings)
+        stacked = torch.cat(embeddings, dim=0)  # (all views * batch, D)
+        projections = self.project(stacked)
+        return SSPSPreTrainingOutput(
+            embeddings=stacked.reshape(-1, batch, stacked.shape[-1]),
+            projections=None if projections is None else projections.reshape(-1, batch, projections.shape[-1]),
+        )
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of parameters (trainable or not) of a module."""
     return sum(math.prod(p.shape) for p in module.parameters())
@@ -579,6 +770,11 @@ def count_parameters(module: nn.Module) -> int:
 
 __all__ = [
     "AttentiveStatisticsPooling",
+    "DINOHead",
+    "ProjectionHead",
+    "SSPSForPreTraining",
+    "SSPSPreTrainingOutput",
+    "SwAVPrototypes",
     "ECAPATDNN",
     "FastResNet34",
     "LogMelFrontend",

@@ -169,3 +169,56 @@ class IndexedTable(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_rows={self.values.shape[0]}, dim={self.values.shape[1]}"
+
+
+class Center(nn.Module):
+    """DINO centre: an EMA of the mean teacher logits, `center <- m center + (1 - m) mean(T)`
+    (Caron et al., 2021; lightly-ai/lightly `center.py`). Updated by the trainer with the
+    gathered (and, under SSPS, substituted) teacher outputs, never inside `forward`."""
+
+    center: torch.Tensor
+
+    def __init__(self, dim: int, momentum: float = 0.9) -> None:
+        super().__init__()
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"Center momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = momentum
+        self.register_buffer("center", torch.zeros(dim))
+
+    @torch.no_grad()
+    def update(self, teacher_logits: torch.Tensor) -> None:
+        """teacher_logits (..., dim): every global row of the step, all processes."""
+        batch_mean = teacher_logits.reshape(-1, self.center.shape[0]).float().mean(dim=0)
+        self.center.mul_(self.momentum).add_(batch_mean, alpha=1.0 - self.momentum)
+
+
+class FeatureQueue(nn.Module):
+    """FIFO of the last `capacity` feature rows (n_views, capacity, dim) for the MoCo negative
+    queues and the SwAV feature queue, with an explicit pointer and a fill count."""
+
+    values: torch.Tensor
+    pointer: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, capacity: int, num_views: int, dim: int) -> None:
+        super().__init__()
+        if capacity < 1:
+            raise ValueError(f"FeatureQueue capacity must be >= 1, got {capacity!r}")
+        self.capacity = capacity
+        self.register_buffer("values", torch.zeros(num_views, capacity, dim))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def push(self, features: torch.Tensor) -> None:
+        """Enqueue (n_views, B, dim), wrapping around; B > capacity keeps the last rows.
+
+        Out of place: the step's loss still holds the previous tensor for its backward (MoCo
+        negatives), so the new contents go into a new tensor rather than over the saved one.
+        """
+        features = features[:, -self.capacity :]
+        batch = features.shape[1]
+        slots = (self.pointer + torch.arange(batch, device=self.values.device)) % self.capacity
+        self.values = self.values.index_copy(1, slots, features.to(self.values.dtype))
+        self.pointer.add_(batch).remainder_(self.capacity)
+        self.count.add_(batch).clamp_(max=self.capacity)

@@ -1,0 +1,147 @@
+"""Callbacks decide *when* (DESIGN §3.4-5); the trainer and its objects decide *what*.
+
+Callbacks receive the unwrapped model and no accelerator; the objects they drive (SSPS, the
+SSL state, the collator) are handed to them at construction by `SSLTrainer`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+SSL_STATE_NAME = "ssl_state.safetensors"
+
+
+def epoch_of(state: TrainerState, steps_per_epoch: int) -> int:
+    """The integer epoch of the *next* optimiser step: global_step // steps_per_epoch."""
+    return state.global_step // steps_per_epoch
+
+
+class MomentumCallback(TrainerCallback):
+    """EMA of the momentum branch after every optimiser step: t <- m t + (1 - m) s, with the
+    step-indexed `momentum(step)` (MoCo 0.999 constant, DINO 0.996 -> 1 cosine)."""
+
+    def __init__(self, momentum: Callable[[int], float]) -> None:
+        self.momentum = momentum
+
+    def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        model = kwargs["model"]
+        teacher = model.momentum_parameters()
+        if not teacher:
+            return
+        m = self.momentum(state.global_step)
+        with torch.no_grad():
+            torch._foreach_lerp_(teacher, [p.detach() for p in model.student_parameters()], 1.0 - m)
+
+
+class FreezeCallback(TrainerCallback):
+    """Drop the gradients of some parameters during the first epochs (DINO last layer, SwAV
+    prototypes in epoch 0), before the optimiser step: Adam/SGD then leave them untouched."""
+
+    def __init__(self, parameters: Callable[[nn.Module], list[nn.Parameter]], epochs: int, steps_per_epoch: int) -> None:
+        self.parameters = parameters
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if epoch_of(state, self.steps_per_epoch) < self.epochs:
+            for parameter in self.parameters(kwargs["model"]):
+                parameter.grad = None
+
+
+class PerParameterClipCallback(TrainerCallback):
+    """DINO gradient clipping: each parameter's gradient norm is clipped to `max_norm`
+    separately (facebookresearch/dino `clip_gradients`), batched with foreach kernels."""
+
+    def __init__(self, max_norm: float) -> None:
+        self.max_norm = max_norm
+
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        grads = [p.grad for p in kwargs["model"].parameters() if p.grad is not None]
+        if not grads:
+            return
+        norms = torch.stack(torch._foreach_norm(grads))
+        scale = (self.max_norm / (norms + 1e-6)).clamp(max=1.0)
+        torch._foreach_mul_(grads, list(scale.unbind()))
+
+
+class NormalizePrototypesCallback(TrainerCallback):
+    """SwAV keeps its prototypes on the unit sphere: re-normalised after each optimiser step."""
+
+    def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        prototypes = kwargs["model"].prototypes
+        if prototypes is not None:
+            with torch.no_grad():
+                prototypes.weight.copy_(torch.nn.functional.normalize(prototypes.weight, dim=1))
+
+
+class SSPSEpochCallback(TrainerCallback):
+    """k-means at the start of every active epoch, once: a resumed run that already clustered
+    this epoch (`clustered_epoch` restored from the checkpoint) does not cluster again."""
+
+    def __init__(self, ssps: Any, steps_per_epoch: int, log: Callable[[dict[str, float]], None]) -> None:
+        self.ssps = ssps
+        self.steps_per_epoch = steps_per_epoch
+        self.log = log
+
+    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        epoch = epoch_of(state, self.steps_per_epoch)
+        if self.ssps.active(epoch) and int(self.ssps.clustered_epoch) != epoch:
+            self.log(self.ssps.refresh(epoch))
+
+
+class CollatorEpochCallback(TrainerCallback):
+    """Tells the collator the epoch, so crops are a pure function of (seed, epoch, sample)."""
+
+    def __init__(self, collator: Any, steps_per_epoch: int) -> None:
+        self.collator = collator
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if hasattr(self.collator, "epoch"):
+            self.collator.epoch = epoch_of(state, self.steps_per_epoch)
+
+
+class StopAtEpochCallback(TrainerCallback):
+    """Stop and save after `stop_epoch` epochs while schedules keep their full horizon."""
+
+    def __init__(self, stop_epoch: int, steps_per_epoch: int) -> None:
+        self.stop_step = stop_epoch * steps_per_epoch
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if state.global_step >= self.stop_step:
+            control.should_training_stop = True
+            control.should_save = True
+
+
+class SSLStateCallback(TrainerCallback):
+    """Writes the trainer's SSL state (queues, centre, SSPS stores and clustering) into each new
+    checkpoint as `ssl_state.safetensors` (temp file + rename), and removes it from older
+    checkpoints beyond `keep_last` (their `model.safetensors` stays for averaging)."""
+
+    def __init__(self, state_dict: Callable[[], dict[str, torch.Tensor]], keep_last: int = 1) -> None:
+        self.state_dict = state_dict
+        self.keep_last = keep_last
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if not args.should_save:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        temporary = folder / (SSL_STATE_NAME + ".tmp")
+        save_file(tensors, str(temporary), metadata={"global_step": str(state.global_step)})
+        os.replace(temporary, folder / SSL_STATE_NAME)
+        others = sorted(
+            (p for p in Path(args.output_dir).glob(f"checkpoint-*/{SSL_STATE_NAME}") if p.parent != folder),
+            key=lambda p: int(p.parent.name.split("-")[-1]),
+        )
+        for old in others[: max(0, len(others) - (self.keep_last - 1))]:
+            old.unlink()

@@ -1,0 +1,272 @@
+"""`SSLTrainer`: a `transformers.Trainer` for SimCLR, MoCo v2+, SwAV, VICReg and DINO with SSPS.
+
+It owns the SSL state (MoCo queues, SwAV feature queue, DINO centre) and the `SSPS` module;
+`compute_loss` runs one step in the order of DESIGN §3.3; callbacks decide when the EMA, the
+freezing, the clipping, the k-means refresh and the state saving happen. Only public Trainer
+methods are overridden (`compute_loss`, `create_optimizer`, `create_scheduler`, `train`, `log`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+from transformers import Trainer
+from transformers.trainer_utils import get_last_checkpoint
+
+from modeling_ssps import SSPSForPreTraining
+
+from . import dist
+from .callbacks import (
+    SSL_STATE_NAME,
+    CollatorEpochCallback,
+    FreezeCallback,
+    MomentumCallback,
+    NormalizePrototypesCallback,
+    PerParameterClipCallback,
+    SSLStateCallback,
+    SSPSEpochCallback,
+    StopAtEpochCallback,
+)
+from .methods import build_method, eval_mode, gather_views
+from .schedules import constant, cosine_momentum, dino_paper_lr, step_decay
+from .ssps import SSPS
+from .training_args import SSLTrainingArguments
+
+
+class SSLTrainer(Trainer):
+    """Self-supervised speaker-encoder training, with SSPS when `args.ssps`.
+
+    Example:
+
+    ```python
+    >>> trainer = SSLTrainer(model=SSPSForPreTraining(config), args=SSLTrainingArguments(...),
+    ...                      train_dataset=dataset, data_collator=MultiViewCollator(...))
+    >>> trainer.train()
+    ```
+    """
+
+    loss_is_scaled_for_ga = False  # gradient accumulation is refused by the arguments
+
+    def __init__(self, model: SSPSForPreTraining, args: SSLTrainingArguments, **kwargs: Any) -> None:
+        if not isinstance(args, SSLTrainingArguments):
+            raise TypeError(f"SSLTrainer needs SSLTrainingArguments, got {type(args).__name__}")
+        if args.n_gpu > 1:
+            raise RuntimeError(
+                f"{args.n_gpu} GPUs in one process (DataParallel) break queues and teachers: launch "
+                "with `accelerate launch` or `torchrun`, one process per GPU"
+            )
+        self.method = build_method(args, model.config)
+        if args.world_size > 1 and args.method != "moco" and args.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # MoCo uses shuffle-BN instead
+        super().__init__(model=model, args=args, **kwargs)
+        self.steps_per_epoch = self._steps_per_epoch()
+        self.ssl_state = self.method.make_state().to(args.device)
+        self.ssps: SSPS | None = None
+        if args.ssps:
+            self.ssps = SSPS(
+                num_samples=self._num_train_samples(),
+                reference_dim=model.config.embedding_dim,
+                positive_shape=self.method.positive_shape(),
+                args=args.ssps_arguments(),
+                device=args.device,
+            )
+        self._metric_sums: dict[str, torch.Tensor] = {}
+        self._metric_counts: dict[str, int] = {}
+        self._add_callbacks()
+
+    # ------------------------------------------------------------------ set-up
+    def _num_train_samples(self) -> int:
+        if self.args.num_train_samples is not None:
+            return self.args.num_train_samples
+        try:
+            return len(self.train_dataset)  # type: ignore[arg-type]
+        except TypeError as error:
+            raise ValueError(
+                "the training set has no length (streaming): pass --num_train_samples"
+            ) from error
+
+    def _steps_per_epoch(self) -> int:
+        global_batch = self.args.per_device_train_batch_size * self.args.world_size
+        steps = self._num_train_samples() // global_batch
+        if steps < 1:
+            raise ValueError(
+                f"{self._num_train_samples()} training samples cannot fill one global batch of "
+                f"{global_batch}"
+            )
+        return steps
+
+    def _add_callbacks(self) -> None:
+        a, spe = self.args, self.steps_per_epoch
+        if a.method == "moco":
+            self.add_callback(MomentumCallback(lambda step: constant(step, a.moco_momentum)))
+        elif a.method == "dino":
+            total = a.dino_schedule_epochs * spe
+            self.add_callback(MomentumCallback(lambda step: cosine_momentum(step, total, a.dino_momentum_base)))
+            if a.dino_clip_grad > 0:
+                self.add_callback(PerParameterClipCallback(a.dino_clip_grad))
+            self.add_callback(FreezeCallback(lambda m: [m.head.last_layer], a.dino_freeze_last_layer_epochs, spe))
+        elif a.method == "swav":
+            self.add_callback(FreezeCallback(lambda m: [m.prototypes.weight], a.swav_freeze_prototypes_epochs, spe))
+            self.add_callback(NormalizePrototypesCallback())
+        if self.ssps is not None:
+            self.add_callback(SSPSEpochCallback(self.ssps, spe, self._log_now))
+        if self.data_collator is not None and hasattr(self.data_collator, "epoch"):
+            self.add_callback(CollatorEpochCallback(self.data_collator, spe))
+        if a.stop_at_epoch is not None:
+            self.add_callback(StopAtEpochCallback(a.stop_at_epoch, spe))
+        self.add_callback(SSLStateCallback(self.ssl_state_dict))
+
+    # ------------------------------------------------------------------ one step (DESIGN §3.3)
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        sample_index = inputs.pop("sample_index")
+        reference_values = inputs.pop("reference_values", None)
+        inputs.pop("speaker_id", None)
+        inputs.pop("video_id", None)
+        step = self.state.global_step
+        epoch = step // self.steps_per_epoch
+        unwrapped: SSPSForPreTraining = self.accelerator.unwrap_model(model)
+
+        out = model(input_values=inputs["input_values"], local_input_values=inputs.get("local_input_values"))
+        teacher = self.method.teacher_forward(unwrapped, inputs, step)
+        positives = self.method.positives(out, teacher)  # (n_pos, b, D_pos)
+
+        reference = None
+        if self.ssps is not None and self.ssps.collecting(epoch):
+            if reference_values is None:
+                raise ValueError(
+                    "an SSPS run needs `reference_values` in the batch: build the collator with "
+                    "reference_samples (4 s = 64000)"
+                )
+            module = self.method.reference_module(unwrapped)
+            with torch.no_grad(), eval_mode(module):
+                reference = F.normalize(module(input_values=reference_values).embeddings, dim=-1)
+
+        used = positives
+        if self.ssps is not None and self.ssps.active(epoch):
+            generator = torch.Generator(device=positives.device)
+            generator.manual_seed((self.args.seed * 1_000_003 + step) * 1009 + dist.rank())
+            sampled = self.ssps.sample(sample_index, generator, reference)  # before push
+            used = self.ssps.substitute(positives, sampled)
+            self._accumulate(self.ssps.metrics(sample_index, sampled))
+
+        loss, metrics = self.method.loss(unwrapped, out, used, self.ssl_state, epoch)
+        self.method.update_state(self.ssl_state, out, used, epoch)
+        if reference is not None:
+            assert self.ssps is not None
+            self.ssps.push(dist.gather(sample_index.to(reference.device)), dist.gather(reference),
+                           gather_views(positives.detach()))  # the *original* positives  # fmt: skip
+        self._accumulate(metrics)
+        return (loss, out) if return_outputs else loss
+
+    # ------------------------------------------------------------------ optimiser (SPEC §11.2)
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            target = self.model if model is None else model
+            params = [p for p in target.parameters() if p.requires_grad]
+            if self.args.method == "dino":
+                self.optimizer = torch.optim.SGD(
+                    [
+                        {"params": [p for p in params if p.ndim > 1], "weight_decay": self.args.weight_decay},
+                        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+                    ],
+                    lr=self.args.learning_rate,
+                    momentum=0.9,
+                )
+            else:
+                self.optimizer = torch.optim.Adam(params, lr=self.args.learning_rate, weight_decay=self.args.weight_decay)
+        return self.optimizer
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        if self.lr_scheduler is None:
+            a, spe = self.args, self.steps_per_epoch
+            if a.method == "dino":
+                def factor(step: int) -> float:
+                    return dino_paper_lr(step, spe, a.learning_rate, a.dino_final_lr,
+                                         a.dino_warmup_epochs, a.dino_schedule_epochs) / a.learning_rate  # fmt: skip
+            else:
+                def factor(step: int) -> float:
+                    return step_decay(step, spe, a.lr_decay_factor, a.lr_decay_epochs)
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
+        return self.lr_scheduler
+
+    # ------------------------------------------------------------------ state and resume
+    def ssl_state_dict(self) -> dict[str, torch.Tensor]:
+        """Sections `moco.*`, `swav.*`, `dino.*` and `ssps.*` of `ssl_state.safetensors`."""
+        out = {f"{name}.{k}": v for name, module in self.ssl_state.items() for k, v in module.state_dict().items()}
+        if self.ssps is not None:
+            out.update({f"ssps.{k}": v for k, v in self.ssps.state_dict().items()})
+        return out
+
+    def load_ssl_state(self, checkpoint: str | Path) -> None:
+        """Strict per section; an SSPS run whose first collecting epoch is still ahead of the
+        checkpoint may start without an `ssps` section (the base-SSL continuation)."""
+        path = Path(checkpoint) / SSL_STATE_NAME
+        tensors = load_file(str(path)) if path.exists() else {}
+        owned = list(self.ssl_state.items())
+        if owned and not tensors:
+            raise FileNotFoundError(
+                f"{path} is missing: this {self.args.method} run needs its queues/centre to resume exactly"
+            )
+        for name, module in owned:
+            section = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
+            if not section:
+                raise KeyError(f"{path} has no '{name}' section")
+            module.load_state_dict(section, strict=True)
+        if self.ssps is not None:
+            section = {k[5:]: v for k, v in tensors.items() if k.startswith("ssps.")}
+            if section:
+                self.ssps.load_state_dict(section, strict=True)
+            else:
+                step = int(Path(checkpoint).name.split("-")[-1]) if "-" in Path(checkpoint).name else 0
+                if self.ssps.collecting(step // self.steps_per_epoch):
+                    raise KeyError(
+                        f"{path} has no 'ssps' section, but epoch {step // self.steps_per_epoch} "
+                        "already uses SSPS: run scripts/fill_ssps_queues.py on it first"
+                    )
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"no checkpoint to resume in {self.args.output_dir}")
+        if resume_from_checkpoint:
+            self.load_ssl_state(resume_from_checkpoint)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
+
+    # ------------------------------------------------------------------ logging
+    def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
+        for key, value in metrics.items():
+            value = value.detach().float()
+            if key in self._metric_sums:
+                self._metric_sums[key] = self._metric_sums[key] + value
+            else:
+                self._metric_sums[key] = value
+            self._metric_counts[key] = self._metric_counts.get(key, 0) + 1
+
+    def _log_now(self, logs: dict[str, float]) -> None:
+        if self.is_world_process_zero():
+            self.log(dict(logs))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the accumulated SSL/SSPS diagnostics (means since the last log) to `logs`."""
+        if "loss" in logs and self._metric_sums:
+            for key, total in self._metric_sums.items():
+                value = total / self._metric_counts[key]
+                if dist.is_distributed():
+                    value = dist.gather(value[None]).nanmean()
+                logs[key] = round(float(value), 6)
+            self._metric_sums, self._metric_counts = {}, {}
+        super().log(logs, start_time)

@@ -1,0 +1,128 @@
+"""`SSLTrainingArguments`: how we train (SPEC §11). What the weights are lives in `SSPSConfig`.
+
+Defaults are the paper's values for SSPS (SPEC §11.2, the bold column), not the SSL study's
+best values. `remove_unused_columns=False` (batch keys are not `forward` arguments) and
+`dataloader_drop_last=True` (fixed global batch, SPEC §13) are our defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from transformers import TrainingArguments
+
+from .ssps import SSPSArguments
+
+METHODS = ("simclr", "moco", "swav", "vicreg", "dino")
+
+
+@dataclass
+class SSLTrainingArguments(TrainingArguments):
+    method: str = field(
+        default="simclr",
+        metadata={"help": "SSL framework: simclr, moco (MoCo v2+, symmetric), swav, vicreg or dino."},
+    )
+    seed: int = field(default=1717, metadata={"help": "Random seed (1717 in the paper)."})
+    learning_rate: float = field(
+        default=1e-3, metadata={"help": "Peak LR: Adam 1e-3 (SimCLR/MoCo/SwAV/VICReg); DINO SGD uses 0.2."}
+    )
+    weight_decay: float = field(
+        default=0.0, metadata={"help": "Adam: 0 (paper). DINO: 5e-5, never on 1-D parameters."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Keep False: batch keys (sample_index, ...) are not forward() arguments."}
+    )
+    dataloader_drop_last: bool = field(
+        default=True, metadata={"help": "Keep True: queues and gathers need a fixed global batch."}
+    )
+    max_grad_norm: float = field(
+        default=0.0, metadata={"help": "Global gradient clipping; 0 = none (paper). DINO clips per parameter (dino_clip_grad)."}
+    )
+    lr_decay_factor: float = field(
+        default=0.95, metadata={"help": "Adam recipes: multiply the LR by this every lr_decay_epochs absolute epochs."}
+    )
+    lr_decay_epochs: int = field(default=5, metadata={"help": "Epoch period of the step decay (5 in the paper)."})
+    stop_at_epoch: int | None = field(
+        default=None,
+        metadata={"help": "Stop (and save) after this many epochs while schedules keep the num_train_epochs horizon (DINO: 80 of 100)."},
+    )
+    num_train_samples: int | None = field(
+        default=None,
+        metadata={"help": "Training-set size when it cannot be read from the dataset (streaming): sizes epochs and the SSPS table."},
+    )
+    # SimCLR / MoCo
+    simclr_temperature: float = field(default=0.03, metadata={"help": "NT-Xent temperature (0.03)."})
+    moco_temperature: float = field(default=0.03, metadata={"help": "MoCo InfoNCE temperature (0.03)."})
+    moco_queue_size: int = field(default=65536, metadata={"help": "Negatives per MoCo queue (two queues; 65,536)."})
+    moco_momentum: float = field(default=0.999, metadata={"help": "Key-encoder EMA momentum, constant (0.999)."})
+    # SwAV
+    swav_temperature: float = field(default=0.1, metadata={"help": "SwAV softmax temperature (0.1)."})
+    swav_epsilon: float = field(default=0.05, metadata={"help": "Sinkhorn-Knopp entropic regularisation (0.05)."})
+    swav_sinkhorn_iterations: int = field(default=3, metadata={"help": "Sinkhorn-Knopp iterations (3)."})
+    swav_queue_size: int = field(default=3840, metadata={"help": "SwAV feature queue length (3,840)."})
+    swav_queue_start_epoch: int = field(default=15, metadata={"help": "Epoch from which the SwAV queue is used (15)."})
+    swav_freeze_prototypes_epochs: int = field(default=1, metadata={"help": "Prototypes frozen for this many epochs (1)."})
+    # VICReg
+    vicreg_invariance_weight: float = field(default=1.0, metadata={"help": "Invariance weight (1.0)."})
+    vicreg_variance_weight: float = field(default=1.0, metadata={"help": "Variance weight (1.0)."})
+    vicreg_covariance_weight: float = field(default=0.04, metadata={"help": "Covariance weight (0.04 with SSPS; 0.1 in the SSL study)."})
+    vicreg_eps: float = field(default=1e-4, metadata={"help": "Std epsilon (1e-4)."})
+    # DINO
+    dino_student_temperature: float = field(default=0.1, metadata={"help": "Student temperature (0.1)."})
+    dino_teacher_temperature: float = field(default=0.04, metadata={"help": "Teacher temperature, constant (0.04)."})
+    dino_center_momentum: float = field(default=0.9, metadata={"help": "Centre EMA momentum (0.9)."})
+    dino_momentum_base: float = field(default=0.996, metadata={"help": "Teacher EMA momentum at step 0; cosine to 1 (0.996)."})
+    dino_clip_grad: float = field(default=3.0, metadata={"help": "Per-parameter gradient-norm clip (3.0); 0 disables."})
+    dino_freeze_last_layer_epochs: int = field(default=1, metadata={"help": "Last head layer frozen for this many epochs (1)."})
+    dino_warmup_epochs: int = field(default=10, metadata={"help": "Linear LR warm-up epochs (10)."})
+    dino_final_lr: float = field(default=1e-5, metadata={"help": "Final LR of the cosine (1e-5)."})
+    dino_schedule_epochs: int = field(default=100, metadata={"help": "Horizon of the cosine LR and momentum schedules (100)."})
+    dino_local_views: int = field(default=4, metadata={"help": "Local 2 s crops per sample (4)."})
+    # SSPS (SPEC §11.1)
+    ssps: bool = field(default=False, metadata={"help": "Enable Self-Supervised Positive Sampling."})
+    ssps_start_epoch: int = field(default=100, metadata={"help": "S: first active epoch (100; DINO 80); collection starts at S-1."})
+    ssps_sampling: str = field(default="kmeans-repr", metadata={"help": "kmeans-repr (paper), kmeans-centroid or knn (SSPS-NN)."})
+    ssps_num_clusters: int = field(default=25000, metadata={"help": "K, k-means clusters (25,000 for 5,994 speakers)."})
+    ssps_kmeans_iters: int = field(default=10, metadata={"help": "k-means iterations (10)."})
+    ssps_queue_size: int = field(default=25000, metadata={"help": "P, positive-queue capacity (= K; knn: 1,000,000)."})
+    ssps_neighbour_clusters: int = field(default=1, metadata={"help": "M: 0 = own cluster, >= 1 = the M nearest other clusters (1)."})
+    ssps_knn_k: int | None = field(default=None, metadata={"help": "SSPS-NN neighbours (knn only; 1-100)."})
+    ssps_weighting: str = field(default="uniform", metadata={"help": "uniform (paper) or exp over neighbour ranks."})
+    ssps_exp_lambda: float = field(default=0.7, metadata={"help": "lambda of the exp weighting (0.7)."})
+    ssps_kmeans_mode: str = field(default="main", metadata={"help": "main (rank 0 + broadcast) or replicated."})
+    ssps_log_nmi: bool = field(default=False, metadata={"help": "Log k-means NMI vs speaker/video labels each epoch."})
+    ssps_queue_dtype: str = field(default="float32", metadata={"help": "Positive-queue storage: float32 (paper) or float16/bfloat16 (saves memory; a deviation)."})
+    ssps_kmeans_score_dtype: str = field(default="float32", metadata={"help": "k-means E-step precision: float32 (paper) or bfloat16 (faster; check agreement)."})
+    ssps_reference_seconds: float = field(default=4.0, metadata={"help": "Clean reference crop length (4 s)."})
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"SSLTrainingArguments.method must be one of {METHODS}, got {self.method!r}")
+        if self.stop_at_epoch is not None and self.stop_at_epoch < 1:
+            raise ValueError(f"stop_at_epoch must be >= 1, got {self.stop_at_epoch!r}")
+        if self.gradient_accumulation_steps != 1:
+            raise ValueError(
+                "gradient_accumulation_steps must be 1: queues, SSPS pushes and EMA updates are "
+                f"per optimiser step; got {self.gradient_accumulation_steps!r}"
+            )
+        super().__post_init__()
+        if self.ssps:
+            self.ssps_arguments()  # validate eagerly
+
+    def ssps_arguments(self) -> SSPSArguments:
+        """The frozen SSPS settings projected from the `ssps_*` fields."""
+        return SSPSArguments(
+            start_epoch=self.ssps_start_epoch,
+            sampling=self.ssps_sampling,  # type: ignore[arg-type]
+            num_clusters=self.ssps_num_clusters,
+            kmeans_iters=self.ssps_kmeans_iters,
+            queue_size=self.ssps_queue_size,
+            neighbour_clusters=self.ssps_neighbour_clusters,
+            knn_k=self.ssps_knn_k,
+            weighting=self.ssps_weighting,  # type: ignore[arg-type]
+            exp_lambda=self.ssps_exp_lambda,
+            kmeans_mode=self.ssps_kmeans_mode,  # type: ignore[arg-type]
+            log_nmi=self.ssps_log_nmi,
+            queue_dtype=self.ssps_queue_dtype,  # type: ignore[arg-type]
+            kmeans_score_dtype=self.ssps_kmeans_score_dtype,  # type: ignore[arg-type]
+            seed=self.seed,
+        )

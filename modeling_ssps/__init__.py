@@ -31,6 +31,7 @@ AutoFeatureExtractor.register(SSPSConfig, SSPSFeatureExtractor, exist_ok=True)
 
 SSPSConfig.register_for_auto_class()
 SSPSModel.register_for_auto_class("AutoModel")
+SSPSForPreTraining.register_for_auto_class("AutoModelForPreTraining")
 SSPSFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 __all__ = [

@@ -76,3 +76,27 @@ def tiny_resnet_kwargs() -> dict[str, object]:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
+
+
+def wav_bytes(wave: np.ndarray, sampling_rate: int = 16000, fmt: str = "WAV") -> bytes:
+    import io
+
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, wave, sampling_rate, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def tiny_wav_rows(rng: np.random.Generator) -> dict[str, list[object]]:
+    """8 utterances (0.8-1.5 s) of 4 synthetic speakers in 2 'videos' each, as WAV bytes."""
+    rows: dict[str, list[object]] = {"audio": [], "sample_index": [], "speaker_id": [], "video_id": []}
+    for i in range(8):
+        speaker = i % 4
+        n = int(rng.uniform(0.8, 1.5) * 16000)
+        rows["audio"].append(wav_bytes(synthetic_voice(rng, n, 100.0 + 35.0 * speaker)))
+        rows["sample_index"].append(i)
+        rows["speaker_id"].append(speaker)
+        rows["video_id"].append(2 * speaker + (i // 4))
+    return rows

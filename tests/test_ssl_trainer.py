@@ -1,0 +1,125 @@
+"""The five frameworks train through the Trainer on CPU with SSPS active, and resume exactly."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from safetensors.torch import load_file
+from transformers import TrainerControl, TrainerState
+
+from modeling_ssps import SSPSConfig, SSPSForPreTraining
+from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from trainers.callbacks import MomentumCallback
+
+HEADS = {"simclr": "none", "moco": "none", "swav": "swav", "vicreg": "projector", "dino": "dino"}
+
+
+def tiny_config(method: str) -> SSPSConfig:
+    return SSPSConfig(
+        encoder_type="fast_resnet34", resnet_channels=(4, 8, 8, 16), resnet_layers=(1, 1, 1, 1),
+        embedding_dim=32, head_type=HEADS[method], momentum_branch=method in ("moco", "dino"),
+        projector_hidden_dim=32, projector_output_dim=16, dino_hidden_dim=32,
+        dino_bottleneck_dim=8, dino_output_dim=64, swav_num_prototypes=10,
+    )  # fmt: skip
+
+
+def make_trainer(method: str, rows, output_dir: Path, ssps: bool = True, **overrides) -> SSLTrainer:
+    settings = dict(
+        output_dir=str(output_dir), method=method, per_device_train_batch_size=4,
+        num_train_epochs=2, logging_steps=1, save_steps=1, report_to=[], use_cpu=True,
+        disable_tqdm=True, moco_queue_size=16, swav_queue_size=8, swav_queue_start_epoch=1,
+        dino_warmup_epochs=1, dino_schedule_epochs=2, ssps=ssps, ssps_start_epoch=1,
+        ssps_num_clusters=3, ssps_queue_size=6, learning_rate=0.05 if method == "dino" else 1e-3,
+        dataloader_num_workers=0, save_total_limit=10,
+    )  # fmt: skip
+    settings.update(overrides)
+    args = SSLTrainingArguments(**settings)
+    dino = method == "dino"
+    collator = MultiViewCollator(
+        num_views=2, crop_samples=12000 if dino else 8000, local_views=2 if dino else 0,
+        local_crop_samples=6000, reference_samples=12000 if ssps else None, seed=args.seed,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return SSLTrainer(
+        model=SSPSForPreTraining(tiny_config(method)), args=args,
+        train_dataset=Dataset.from_dict(rows), data_collator=collator,
+    )  # fmt: skip
+
+
+def losses(trainer: SSLTrainer) -> dict[int, float]:
+    return {h["step"]: h["loss"] for h in trainer.state.log_history if "loss" in h}
+
+
+@pytest.mark.parametrize("method", list(HEADS))
+def test_trains_with_ssps_active(method, tiny_wav_rows, tmp_path) -> None:
+    trainer = make_trainer(method, tiny_wav_rows, tmp_path)
+    trainer.ssps.set_labels(torch.tensor(tiny_wav_rows["speaker_id"]), torch.tensor(tiny_wav_rows["video_id"]))
+    model = trainer.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.train()
+    history = losses(trainer)
+    assert sorted(history) == [1, 2, 3, 4]  # 2 epochs x 2 steps; epoch 0 collects, 1 is active
+    assert all(torch.isfinite(torch.tensor(v)) for v in history.values())
+    active_logs = [h for h in trainer.state.log_history if "ssps/coverage" in h]
+    assert [h["step"] for h in active_logs] == [3, 4]
+    assert all(0.0 <= h["ssps/coverage"] <= 1.0 for h in active_logs)
+    assert int(trainer.ssps.clustered_epoch) == 1
+    assert bool(trainer.ssps.table.filled.all())  # every utterance pushed in epoch 0
+    changed = [k for k, v in model.state_dict().items() if k.startswith("ssps.") and v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    assert changed, "student did not change"
+    if model.teacher is not None:
+        moved = [k for k, v in model.state_dict().items() if k.startswith("teacher.") and "running" not in k and v.dtype.is_floating_point and not torch.equal(v, before[k])]
+        assert moved, "teacher did not move"
+    state = load_file(str(tmp_path / "checkpoint-4" / "ssl_state.safetensors"))
+    assert any(k.startswith("ssps.queue.") for k in state)
+    assert not (tmp_path / "checkpoint-3" / "ssl_state.safetensors").exists()  # keep last only
+
+
+def test_momentum_callback_applies_the_ema_rule() -> None:
+    model = SSPSForPreTraining(tiny_config("moco"))
+    with torch.no_grad():
+        for p in model.student_parameters():
+            p.add_(1.0)
+    teacher = [p.clone() for p in model.momentum_parameters()]
+    student = [p.clone() for p in model.student_parameters()]
+    MomentumCallback(lambda step: 0.9).on_optimizer_step(None, TrainerState(), TrainerControl(), model=model)
+    for t_before, s, t_after in zip(teacher, student, model.momentum_parameters()):
+        torch.testing.assert_close(t_after, 0.9 * t_before + 0.1 * s)
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco", "dino"])
+def test_resume_is_exact(method, tiny_wav_rows, tmp_path) -> None:
+    full = make_trainer(method, tiny_wav_rows, tmp_path / "full")
+    full.train()
+    interrupted = make_trainer(method, tiny_wav_rows, tmp_path / "resumed", stop_at_epoch=1)
+    interrupted.train()
+    assert max(losses(interrupted)) == 2
+    resumed = make_trainer(method, tiny_wav_rows, tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=True)
+    reference, again = losses(full), losses(resumed)
+    for step in (3, 4):
+        assert again[step] == pytest.approx(reference[step], rel=1e-5), step
+    a = load_file(str(tmp_path / "full" / "checkpoint-4" / "ssl_state.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "checkpoint-4" / "ssl_state.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_ssps_run_without_reference_crop_is_a_clear_error(tiny_wav_rows, tmp_path) -> None:
+    trainer = make_trainer("simclr", tiny_wav_rows, tmp_path)
+    trainer.data_collator.reference_samples = None
+    with pytest.raises(ValueError, match="reference_values"):
+        trainer.train()
+
+
+def test_missing_ssl_state_is_refused(tiny_wav_rows, tmp_path) -> None:
+    trainer = make_trainer("moco", tiny_wav_rows, tmp_path, ssps=False, stop_at_epoch=1)
+    trainer.train()
+    (tmp_path / "checkpoint-2" / "ssl_state.safetensors").unlink()
+    again = make_trainer("moco", tiny_wav_rows, tmp_path, ssps=False)
+    with pytest.raises(FileNotFoundError, match="ssl_state"):
+        again.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    shutil.rmtree(tmp_path)

@@ -199,8 +199,9 @@ class SwAV(SSLMethod):
     def loss(self, model, out, positives, state, epoch):  # type: ignore[no-untyped-def]
         assert out.projections is not None and model.prototypes is not None
         z1, z2 = out.projections[0], positives[0]
-        scores1, scores2 = model.prototypes(z1), model.prototypes(z2)  # (b, K)
         b = z1.shape[0]
+        # one prototype call: DDP's gradient hook must fire once per parameter and step
+        scores1, scores2 = model.prototypes(torch.cat([z1, z2])).split(b)  # (b, K) each
         queue: FeatureQueue = state["swav"]
         use_queue = epoch >= self.args.swav_queue_start_epoch and bool(queue.count == queue.capacity)
         codes = []

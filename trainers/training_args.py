@@ -37,6 +37,10 @@ class SSLTrainingArguments(TrainingArguments):
     max_grad_norm: float = field(
         default=0.0, metadata={"help": "Global gradient clipping; 0 = none (paper). DINO clips per parameter (dino_clip_grad)."}
     )
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={"help": "Keep False: every trainable parameter gets a gradient each step (SwAV prototypes are used in the loss, outside forward)."},
+    )
     lr_decay_factor: float = field(
         default=0.95, metadata={"help": "Adam recipes: multiply the LR by this every lr_decay_epochs absolute epochs."}
     )

@@ -55,7 +55,8 @@ def losses(trainer: SSLTrainer) -> dict[int, float]:
 @pytest.mark.parametrize("method", list(HEADS))
 def test_trains_with_ssps_active(method, tiny_wav_rows, tmp_path) -> None:
     trainer = make_trainer(method, tiny_wav_rows, tmp_path)
-    trainer.ssps.set_labels(torch.tensor(tiny_wav_rows["speaker_id"]), torch.tensor(tiny_wav_rows["video_id"]))
+    # labels come from the dataset's speaker_id / video_id columns
+    assert trainer.ssps.speaker_labels.tolist() == tiny_wav_rows["speaker_id"]
     model = trainer.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer.train()
@@ -65,6 +66,7 @@ def test_trains_with_ssps_active(method, tiny_wav_rows, tmp_path) -> None:
     active_logs = [h for h in trainer.state.log_history if "ssps/coverage" in h]
     assert [h["step"] for h in active_logs] == [3, 4]
     assert all(0.0 <= h["ssps/coverage"] <= 1.0 for h in active_logs)
+    assert all(0.0 <= h["ssps/same_speaker_rate"] <= 1.0 for h in active_logs if h["ssps/coverage"] > 0)
     assert int(trainer.ssps.clustered_epoch) == 1
     assert bool(trainer.ssps.table.filled.all())  # every utterance pushed in epoch 0
     changed = [k for k, v in model.state_dict().items() if k.startswith("ssps.") and v.dtype.is_floating_point and not torch.equal(v, before[k])]
@@ -123,3 +125,32 @@ def test_missing_ssl_state_is_refused(tiny_wav_rows, tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="ssl_state"):
         again.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.slow
+def test_filling_pass_then_ssps_continuation(tiny_wav_rows, tmp_path) -> None:
+    """Published recipe: base SSL -> fill_ssps_queues.py on its checkpoint -> resume with SSPS."""
+    import subprocess
+    import sys
+
+    base = make_trainer("simclr", tiny_wav_rows, tmp_path / "base", ssps=False, stop_at_epoch=1)
+    base.train()
+    checkpoint = tmp_path / "base" / "checkpoint-2"
+    Dataset.from_dict(tiny_wav_rows).save_to_disk(str(tmp_path / "data"))
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(repo / "scripts" / "fill_ssps_queues.py"), "--checkpoint", str(checkpoint),
+         "--dataset", str(tmp_path / "data"), "--method", "simclr", "--output_dir", str(tmp_path / "fill"),
+         "--use_cpu", "--ssps", "--ssps_start_epoch", "1", "--ssps_num_clusters", "3",
+         "--ssps_queue_size", "6", "--batch_size", "3", "--crop_seconds", "0.5",
+         "--ssps_reference_seconds", "0.75", "--report_to", "none"],
+        capture_output=True, text=True, timeout=300, cwd=repo,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = load_file(str(checkpoint / "ssl_state.safetensors"))
+    assert bool(state["ssps.table.filled"].all())
+    assert int((state["ssps.queue.slot_index"] >= 0).sum()) == 6
+    continued = make_trainer("simclr", tiny_wav_rows, tmp_path / "base", ssps=True)
+    continued.train(resume_from_checkpoint=str(checkpoint))
+    active = [h["step"] for h in continued.state.log_history if "ssps/coverage" in h]
+    assert active == [3, 4]

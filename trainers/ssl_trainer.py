@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
@@ -75,6 +76,7 @@ class SSLTrainer(Trainer):
                 args=args.ssps_arguments(),
                 device=args.device,
             )
+            self._set_ssps_labels()
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._metric_counts: dict[str, int] = {}
         self._add_callbacks()
@@ -89,6 +91,24 @@ class SSLTrainer(Trainer):
             raise ValueError(
                 "the training set has no length (streaming): pass --num_train_samples"
             ) from error
+
+    def _set_ssps_labels(self) -> None:
+        """Speaker / video diagnostics (SPEC §10) from the dataset's own columns, looked up once
+        by `sample_index`; never from label files, never in the hot path."""
+        assert self.ssps is not None
+        dataset = self.train_dataset
+        columns = getattr(dataset, "column_names", None) or []
+        if "sample_index" not in columns:
+            return
+        index = torch.as_tensor(np.asarray(list(dataset["sample_index"])), dtype=torch.long)
+        labels: dict[str, torch.Tensor | None] = {"speaker_id": None, "video_id": None}
+        for name in labels:
+            if name in columns:
+                _, codes = np.unique(np.asarray(list(dataset[name])), return_inverse=True)
+                table = torch.full((self.ssps.num_samples,), -1, dtype=torch.long)
+                table[index] = torch.as_tensor(codes, dtype=torch.long)
+                labels[name] = table
+        self.ssps.set_labels(labels["speaker_id"], labels["video_id"])
 
     def _steps_per_epoch(self) -> int:
         global_batch = self.args.per_device_train_batch_size * self.args.world_size

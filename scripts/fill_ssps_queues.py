@@ -1,0 +1,94 @@
+"""Fill the SSPS stores from a base checkpoint: the published recipe's filling pass (SPEC §4).
+
+    accelerate launch scripts/fill_ssps_queues.py --checkpoint runs/simclr/checkpoint-N \\
+        --dataset data/voxceleb2_train --method simclr --ssps_num_clusters 25000 ...
+
+One epoch, the whole model in eval() and under no_grad, forward passes and SSPS pushes only:
+no optimiser step, and the MoCo/SwAV/DINO state is left untouched. Writes (or replaces) the
+`ssps.*` section of the checkpoint's `ssl_state.safetensors` (temp file + rename), so that
+`train.py --ssps --resume_from_checkpoint <checkpoint>` starts epoch S with full stores.
+The order is a seeded permutation for epoch S (seed, S); the table content after a full pass is
+order-independent, the queue then holds the last P samples of that order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from datasets import load_from_disk
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from modeling_ssps import SSPSForPreTraining
+from trainers import MultiViewCollator, SSLTrainingArguments
+from trainers.callbacks import SSL_STATE_NAME
+from trainers.dist import gather
+from trainers.methods import build_method, gather_views
+from trainers.ssps import SSPS
+
+
+@dataclass
+class FillArguments:
+    checkpoint: str = field(metadata={"help": "Base checkpoint folder (checkpoint-N of an SSL run)."})
+    dataset: str = field(metadata={"help": "Training set saved with datasets.save_to_disk (audio, sample_index)."})
+    batch_size: int = field(default=64, metadata={"help": "Per-process batch of the pass (no gradient: larger is fine)."})
+    epoch: int | None = field(default=None, metadata={"help": "Epoch whose order to use (default: ssps_start_epoch)."})
+    crop_seconds: float = field(default=2.0, metadata={"help": "View length (2 s; DINO globals: 4 s)."})
+
+
+parser = HfArgumentParser((FillArguments, SSLTrainingArguments))
+fill, training = parser.parse_args_into_dataclasses()
+accelerator = Accelerator(cpu=training.use_cpu)
+checkpoint = Path(fill.checkpoint)
+if not (checkpoint / "config.json").exists():
+    raise SystemExit(f"{checkpoint} is not a checkpoint folder (no config.json)")
+
+# data, in the seeded order of epoch S
+dataset = load_from_disk(fill.dataset)
+epoch = training.ssps_start_epoch if fill.epoch is None else fill.epoch
+order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(training.seed * 1009 + epoch))
+dino = training.method == "dino"
+crop = int((4.0 if dino else fill.crop_seconds) * 16000)
+collator = MultiViewCollator(
+    num_views=2, crop_samples=crop, reference_samples=int(training.ssps_reference_seconds * 16000),
+    seed=training.seed,
+)  # fmt: skip
+collator.epoch = epoch
+loader = DataLoader(
+    dataset.select(order.tolist()), batch_size=fill.batch_size, collate_fn=collator,
+    num_workers=training.dataloader_num_workers, drop_last=False,
+)  # fmt: skip
+
+# model, method adapter, empty stores
+model = SSPSForPreTraining.from_pretrained(checkpoint).eval()
+method = build_method(training, model.config)
+ssps = SSPS(len(dataset), model.config.embedding_dim, method.positive_shape(), training.ssps_arguments(), device=accelerator.device)
+model, loader = accelerator.prepare(model, loader)
+unwrapped = accelerator.unwrap_model(model)
+
+with torch.no_grad():
+    for step, batch in enumerate(tqdm(loader, desc="filling SSPS stores", disable=not accelerator.is_main_process)):
+        out = unwrapped(input_values=batch["input_values"])
+        teacher = method.teacher_forward(unwrapped, batch, step)
+        positives = method.positives(out, teacher)
+        reference = F.normalize(method.reference_module(unwrapped)(input_values=batch["reference_values"]).embeddings, dim=-1)
+        ssps.push(gather(batch["sample_index"]), gather(reference), gather_views(positives))
+
+# write the ssps section of ssl_state.safetensors
+if accelerator.is_main_process:
+    path = checkpoint / SSL_STATE_NAME
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("ssps.")} if path.exists() else {}
+    tensors.update({f"ssps.{k}": v.detach().contiguous().cpu() for k, v in ssps.state_dict().items()})
+    temporary = path.with_suffix(".tmp")
+    save_file(tensors, str(temporary))
+    os.replace(temporary, path)
+    filled = int(ssps.table.filled.sum()) if hasattr(ssps, "table") else int(ssps.queue.filled.sum())
+    print(f"filled {filled} of {len(dataset)} rows; wrote {path}")
+accelerator.wait_for_everyone()

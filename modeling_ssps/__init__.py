@@ -11,9 +11,9 @@ from .configuration_ssps import SSPSConfig
 from .feature_extraction_ssps import SSPSFeatureExtractor
 from .modeling_ssps import (
     ECAPATDNN,
+    DINOHead,
     FastResNet34,
     LogMelFrontend,
-    DINOHead,
     ProjectionHead,
     SSPSForPreTraining,
     SSPSModel,

@@ -25,7 +25,9 @@ def tiny_config(method: str) -> SSPSConfig:
     )  # fmt: skip
 
 
-def make_trainer(method: str, rows, output_dir: Path, ssps: bool = True, **overrides) -> SSLTrainer:
+def make_trainer(
+    method: str, rows, output_dir: Path, ssps: bool = True, eval_dataset=None, eval_trials=None, **overrides
+) -> SSLTrainer:
     settings = dict(
         output_dir=str(output_dir), method=method, per_device_train_batch_size=4,
         num_train_epochs=2, logging_steps=1, save_steps=1, report_to=[], use_cpu=True,
@@ -45,6 +47,7 @@ def make_trainer(method: str, rows, output_dir: Path, ssps: bool = True, **overr
     return SSLTrainer(
         model=SSPSForPreTraining(tiny_config(method)), args=args,
         train_dataset=Dataset.from_dict(rows), data_collator=collator,
+        eval_dataset=eval_dataset, eval_trials=eval_trials,
     )  # fmt: skip
 
 
@@ -69,10 +72,14 @@ def test_trains_with_ssps_active(method, tiny_wav_rows, tmp_path) -> None:
     assert all(0.0 <= h["ssps/same_speaker_rate"] <= 1.0 for h in active_logs if h["ssps/coverage"] > 0)
     assert int(trainer.ssps.clustered_epoch) == 1
     assert bool(trainer.ssps.table.filled.all())  # every utterance pushed in epoch 0
-    changed = [k for k, v in model.state_dict().items() if k.startswith("ssps.") and v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    after = {k: v for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+    changed = [k for k, v in after.items() if k.startswith("ssps.") and not torch.equal(v, before[k])]
     assert changed, "student did not change"
     if model.teacher is not None:
-        moved = [k for k, v in model.state_dict().items() if k.startswith("teacher.") and "running" not in k and v.dtype.is_floating_point and not torch.equal(v, before[k])]
+        moved = [
+            k for k, v in after.items()
+            if k.startswith("teacher.") and "running" not in k and not torch.equal(v, before[k])
+        ]  # fmt: skip
         assert moved, "teacher did not move"
     state = load_file(str(tmp_path / "checkpoint-4" / "ssl_state.safetensors"))
     assert any(k.startswith("ssps.queue.") for k in state)
@@ -154,3 +161,26 @@ def test_filling_pass_then_ssps_continuation(tiny_wav_rows, tmp_path) -> None:
     continued.train(resume_from_checkpoint=str(checkpoint))
     active = [h["step"] for h in continued.state.log_history if "ssps/coverage" in h]
     assert active == [3, 4]
+
+
+def test_evaluate_reports_eer_and_selects_best(tiny_wav_rows, tmp_path) -> None:
+    rows = dict(tiny_wav_rows)
+    rows["utt_id"] = [f"spk{s}/vid{v}/u{i}.wav" for i, (s, v) in enumerate(zip(rows["speaker_id"], rows["video_id"]))]
+    trials = [
+        (int(rows["speaker_id"][a] == rows["speaker_id"][b]), rows["utt_id"][a], rows["utt_id"][b])
+        for a in range(8) for b in range(a + 1, 8)
+    ]  # fmt: skip
+    trainer = make_trainer(
+        "simclr", tiny_wav_rows, tmp_path, ssps=False, eval_strategy="epoch",
+        metric_for_best_model="eval_eer", greater_is_better=False, save_strategy="epoch",
+        load_best_model_at_end=True, eval_dataset=Dataset.from_dict(rows), eval_trials=trials,
+    )  # fmt: skip
+    metrics = trainer.evaluate()
+    assert set(metrics) == {"eval_eer", "eval_min_dcf", "eval_min_dcf_p05"}
+    assert 0.0 <= metrics["eval_eer"] <= 1.0
+    trainer.train()
+    evals = [h for h in trainer.state.log_history if "eval_eer" in h]
+    assert len(evals) >= 2 and trainer.state.best_metric is not None
+    trainer.eval_trials = [(1, "missing.wav", rows["utt_id"][0])]
+    with pytest.raises(ValueError, match="missing.wav"):
+        trainer.evaluate()

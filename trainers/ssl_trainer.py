@@ -53,7 +53,13 @@ class SSLTrainer(Trainer):
 
     loss_is_scaled_for_ga = False  # gradient accumulation is refused by the arguments
 
-    def __init__(self, model: SSPSForPreTraining, args: SSLTrainingArguments, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: SSPSForPreTraining,
+        args: SSLTrainingArguments,
+        eval_trials: list[tuple[int, str, str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(args, SSLTrainingArguments):
             raise TypeError(f"SSLTrainer needs SSLTrainingArguments, got {type(args).__name__}")
         if args.n_gpu > 1:
@@ -65,6 +71,7 @@ class SSLTrainer(Trainer):
         if args.world_size > 1 and args.method != "moco" and args.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # MoCo uses shuffle-BN instead
         super().__init__(model=model, args=args, **kwargs)
+        self.eval_trials = eval_trials
         self.steps_per_epoch = self._steps_per_epoch()
         self.ssl_state = self.method.make_state().to(args.device)
         self.ssps: SSPS | None = None
@@ -265,6 +272,72 @@ class SSLTrainer(Trainer):
         if resume_from_checkpoint:
             self.load_ssl_state(resume_from_checkpoint)
         return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
+
+    # ------------------------------------------------------------------ validation (SPEC §14)
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Verification EER / minDCF of the evaluated encoder (DINO teacher, MoCo query encoder,
+        otherwise the encoder) on `eval_trials` over `eval_dataset` (`audio`, `utt_id`).
+
+        Each process embeds a strided share of the utterances at full length (batched by
+        length with masks, which equals one-by-one inference), the embeddings are gathered and
+        scored with cosine on every process. Bypasses `prediction_step`: SSL batches have no
+        labels. Use with `metric_for_best_model="eval_eer"`, `greater_is_better=False`.
+        """
+        from .data import audio_length, read_range
+        from .metrics import cosine_scores, equal_error_rate, min_dcf
+
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if dataset is None or not self.eval_trials:
+            raise ValueError("evaluate() needs an eval_dataset (audio, utt_id) and eval_trials")
+        names = list(dataset["utt_id"])
+        position = {name: i for i, name in enumerate(names)}
+        missing = [u for _, a, b in self.eval_trials for u in (a, b) if u not in position]
+        if missing:
+            raise ValueError(f"{len(missing)} trial utterances are not in the eval dataset, e.g. {missing[:5]}")
+        encoder = self.method.reference_module(self.accelerator.unwrap_model(self.model))
+        device = next(encoder.parameters()).device
+        mine = list(range(dist.rank(), len(names), dist.world_size()))
+        lengths = {i: audio_length(dataset[i]) for i in mine}
+        order = sorted(mine, key=lambda i: lengths[i])
+        share = torch.zeros(len(mine), encoder.config.embedding_dim, device=device)
+        slot = {i: k for k, i in enumerate(mine)}
+        batch_size = self.args.per_device_eval_batch_size
+        with torch.no_grad(), eval_mode(encoder):
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                waves = [torch.from_numpy(read_range(dataset[i], 0, lengths[i])) for i in rows]
+                longest = max(w.shape[0] for w in waves)
+                values = torch.zeros(len(rows), longest)
+                mask = torch.zeros(len(rows), longest, dtype=torch.long)
+                for k, wave in enumerate(waves):
+                    values[k, : wave.shape[0]] = wave
+                    mask[k, : wave.shape[0]] = 1
+                out = encoder(input_values=values.to(device), attention_mask=mask.to(device)).embeddings
+                share[[slot[i] for i in rows]] = out
+        # gather: pad every share to the same length, then put rows back in dataset order
+        per_rank = -(-len(names) // dist.world_size())
+        padded = torch.zeros(per_rank, share.shape[1], device=device)
+        padded[: share.shape[0]] = share
+        everything = dist.gather(padded).cpu().numpy()  # (W * per_rank, D)
+        embeddings = everything.reshape(dist.world_size(), per_rank, -1).transpose(1, 0, 2).reshape(-1, share.shape[1])[: len(names)]
+        labels = [int(label) for label, _, _ in self.eval_trials]
+        enroll = [position[a] for _, a, _ in self.eval_trials]
+        test = [position[b] for _, _, b in self.eval_trials]
+        scores = cosine_scores(embeddings, enroll, test)
+        eer, _ = equal_error_rate(scores, labels)
+        metrics = {
+            f"{metric_key_prefix}_eer": eer,
+            f"{metric_key_prefix}_min_dcf": min_dcf(scores, labels, 0.01)[0],
+            f"{metric_key_prefix}_min_dcf_p05": min_dcf(scores, labels, 0.05)[0],
+        }
+        self.log(dict(metrics))
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
     # ------------------------------------------------------------------ logging
     def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:

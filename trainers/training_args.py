@@ -8,6 +8,7 @@ best values. `remove_unused_columns=False` (batch keys are not `forward` argumen
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from transformers import TrainingArguments
 
 from .ssps import SSPSArguments

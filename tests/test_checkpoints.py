@@ -14,7 +14,7 @@ def save_checkpoints(root: Path, values: list[float]) -> SSPSConfig:
     for step, value in zip((10, 2, 30), values):  # folder names out of order on purpose
         model = SSPSForPreTraining(config)
         with torch.no_grad():
-            for name, tensor in model.state_dict().items():
+            for tensor in model.state_dict().values():
                 if tensor.dtype.is_floating_point:
                     tensor.fill_(value)
                 else:

@@ -117,6 +117,28 @@ def test_resume_is_exact(method, tiny_wav_rows, tmp_path) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
+def test_resume_in_the_middle_of_an_ssps_epoch(tiny_wav_rows, tmp_path) -> None:
+    """Checkpoint at step 3 (inside active epoch 1): the resumed run must not re-cluster (the
+    table moved on since the epoch start) and must continue exactly."""
+    full = make_trainer("simclr", tiny_wav_rows, tmp_path / "full")
+    full.train()
+    interrupted = make_trainer("simclr", tiny_wav_rows, tmp_path / "resumed", max_steps=3)
+    interrupted.train()
+    state = load_file(str(tmp_path / "resumed" / "checkpoint-3" / "ssl_state.safetensors"))
+    assert int(state["ssps.clustered_epoch"]) == 1
+    resumed = make_trainer("simclr", tiny_wav_rows, tmp_path / "resumed")
+    refreshes = []
+    original = resumed.ssps.refresh
+    resumed.ssps.refresh = lambda epoch: refreshes.append(epoch) or original(epoch)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-3"))
+    assert refreshes == []  # clustered_epoch == 1 was restored
+    assert losses(resumed)[4] == pytest.approx(losses(full)[4], rel=1e-5)
+    a = load_file(str(tmp_path / "full" / "checkpoint-4" / "ssl_state.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "checkpoint-4" / "ssl_state.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
 def test_ssps_run_without_reference_crop_is_a_clear_error(tiny_wav_rows, tmp_path) -> None:
     trainer = make_trainer("simclr", tiny_wav_rows, tmp_path)
     trainer.data_collator.reference_samples = None

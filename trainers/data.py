@@ -11,7 +11,9 @@ reference crop (SPEC §3, §13).
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -134,3 +136,111 @@ class MultiViewCollator:
             if all(key in row and isinstance(row[key], (int, np.integer)) for row in rows):
                 batch[key] = torch.tensor([int(row[key]) for row in rows], dtype=torch.long)
         return batch
+
+
+NOISE_SNR_DB = {"noise": (0.0, 15.0), "speech": (13.0, 20.0), "music": (5.0, 15.0)}  # SPEC §13
+STRATEGIES = ("reverb+noise", "all", "none")
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+
+
+class WaveformAugment:
+    """Reverberation with room impulse responses, then additive MUSAN-style noise (SPEC §13).
+
+    - `rir_dir`: any tree of RIR files (OpenSLR-28 `simulated_rirs` layout works); a random RIR
+      is normalised to unit L2 norm, fully convolved (FFT) and truncated to the input length.
+    - `musan_dir` with sub-folders `noise/`, `speech/`, `music/` (MUSAN pre-cut into chunks): a
+      category uniformly among those present, one file, a random crop (wrap-padded if short),
+      added at an SNR uniform in 0-15 / 13-20 / 5-15 dB, with power 10 log10(mean(x^2) + 1e-4).
+    - `strategy`: "reverb+noise" (every view, probability 1), "all" (DINO: one of none, reverb,
+      noise, reverb+noise uniformly), or "none".
+
+    Missing folders are reported once (a warning) and that augmentation is skipped; training
+    never crashes because of them. Files are decoded on first use and cached per worker.
+    """
+
+    def __init__(
+        self,
+        musan_dir: str | Path | None = None,
+        rir_dir: str | Path | None = None,
+        strategy: str = "reverb+noise",
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"WaveformAugment strategy must be one of {STRATEGIES}, got {strategy!r}")
+        self.strategy = strategy
+        self.noise_files: dict[str, list[Path]] = {}
+        if musan_dir is not None and Path(musan_dir).is_dir():
+            for category in NOISE_SNR_DB:
+                files = _audio_files(Path(musan_dir) / category)
+                if files:
+                    self.noise_files[category] = files
+        self.rir_files = _audio_files(Path(rir_dir)) if rir_dir is not None and Path(rir_dir).is_dir() else []
+        missing = [name for name, ok in (("MUSAN noise", self.noise_files), ("RIR", self.rir_files)) if not ok]
+        if missing and strategy != "none":
+            warnings.warn(
+                f"WaveformAugment: no {' and no '.join(missing)} files found (musan_dir={musan_dir!r}, "
+                f"rir_dir={rir_dir!r}); training continues without that augmentation",
+                stacklevel=2,
+            )
+        self._cache: dict[Path, np.ndarray] = {}
+
+    def _load(self, path: Path) -> np.ndarray:
+        if path not in self._cache:
+            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+            if rate != SAMPLING_RATE:
+                raise AudioDecodeError(f"{path}: sample rate {rate} Hz, expected {SAMPLING_RATE} Hz")
+            if data.size == 0 or not np.isfinite(data).all():
+                raise AudioDecodeError(f"{path}: empty or non-finite audio")
+            self._cache[path] = data.mean(axis=1)
+        return self._cache[path]
+
+    def reverberate(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.rir_files:
+            return wave
+        rir = self._load(self.rir_files[int(rng.integers(len(self.rir_files)))])
+        rir = rir / max(float(np.linalg.norm(rir)), 1e-12)
+        wet = torchaudio_functional().fftconvolve(torch.from_numpy(wave), torch.from_numpy(rir))
+        return wet[: wave.shape[0]].numpy().astype(np.float32)
+
+    def add_noise(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.noise_files:
+            return wave
+        categories = sorted(self.noise_files)
+        category = categories[int(rng.integers(len(categories)))]
+        files = self.noise_files[category]
+        noise = self._load(files[int(rng.integers(len(files)))])
+        if noise.shape[0] >= wave.shape[0]:
+            start = int(rng.integers(0, noise.shape[0] - wave.shape[0] + 1))
+            noise = noise[start : start + wave.shape[0]]
+        else:
+            noise = np.resize(noise, wave.shape[0])
+        low, high = NOISE_SNR_DB[category]
+        snr = rng.uniform(low, high)
+        speech_db = 10 * np.log10(np.mean(wave**2) + 1e-4)
+        noise_db = 10 * np.log10(np.mean(noise**2) + 1e-4)
+        scale = np.sqrt(10 ** ((speech_db - noise_db - snr) / 10))
+        return (wave + scale * noise).astype(np.float32)
+
+    def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.strategy == "none":
+            return wave
+        if self.strategy == "all":
+            choice = int(rng.integers(4))  # none, reverb, noise, reverb+noise
+            reverb, noise = choice in (1, 3), choice in (2, 3)
+        else:
+            reverb, noise = True, True
+        if reverb:
+            wave = self.reverberate(wave, rng)
+        if noise:
+            wave = self.add_noise(wave, rng)
+        return wave
+
+
+def torchaudio_functional() -> Any:
+    """torchaudio.functional, imported on first use (train-time only, DESIGN §1.5)."""
+    import torchaudio.functional
+
+    return torchaudio.functional

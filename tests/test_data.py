@@ -1,0 +1,99 @@
+"""MultiViewCollator and WaveformAugment on generated audio."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from conftest import synthetic_voice, wav_bytes
+
+from trainers.data import AudioDecodeError, MultiViewCollator, WaveformAugment
+
+
+def rows(rng, lengths):
+    return [{"audio": wav_bytes(synthetic_voice(rng, n)), "sample_index": i, "utt_id": f"u{i}.wav", "speaker_id": i % 2}
+            for i, n in enumerate(lengths)]  # fmt: skip
+
+
+def test_shapes_and_named_tensors(rng) -> None:
+    collate = MultiViewCollator(num_views=2, crop_samples=8000, local_views=3, local_crop_samples=4000, reference_samples=16000)
+    batch = collate(rows(rng, [20000, 5000, 12000]))  # 5000 < every crop: wrap-padded
+    assert batch["input_values"].shape == (3, 2, 8000)
+    assert batch["local_input_values"].shape == (3, 3, 4000)
+    assert batch["reference_values"].shape == (3, 16000)
+    assert batch["sample_index"].tolist() == [0, 1, 2]
+    assert batch["speaker_id"].tolist() == [0, 1, 0]
+    short = batch["reference_values"][1]
+    torch.testing.assert_close(short[5000:10000], short[:5000])  # wrap-pad repeats the start
+
+
+def test_crops_are_a_function_of_seed_epoch_and_sample(rng) -> None:
+    data = rows(rng, [30000, 30000])
+    collate = MultiViewCollator(crop_samples=8000, seed=3)
+    a, b = collate(data), collate(data[::-1])
+    torch.testing.assert_close(a["input_values"][0], b["input_values"][1])  # order-independent
+    collate.epoch = 1
+    assert not torch.equal(collate(data)["input_values"], a["input_values"])
+
+
+def test_reference_crop_is_never_augmented(rng) -> None:
+    collate = MultiViewCollator(crop_samples=8000, reference_samples=16000, augment=lambda w, r: w + 10.0)
+    batch = collate(rows(rng, [20000]))
+    assert batch["input_values"].min() > 5.0
+    assert batch["reference_values"].abs().max() < 1.0
+
+
+def test_bad_audio_names_the_utterance(rng) -> None:
+    collate = MultiViewCollator(crop_samples=8000)
+    corrupt = [{"audio": b"not audio at all", "sample_index": 0, "utt_id": "spk1/vid/corrupt.wav"}]
+    with pytest.raises(AudioDecodeError, match="spk1/vid/corrupt.wav"):
+        collate(corrupt)
+    wrong_rate = [{"audio": wav_bytes(synthetic_voice(rng, 8000), 8000), "sample_index": 0, "utt_id": "u8k.wav"}]
+    with pytest.raises(AudioDecodeError, match="u8k.wav: sample rate 8000"):
+        collate(wrong_rate)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.full(9000, np.nan, dtype=np.float32), 16000, format="WAV", subtype="FLOAT")
+    nan = [{"audio": buffer.getvalue(), "sample_index": 0, "utt_id": "nan.wav"}]
+    with pytest.raises(AudioDecodeError, match="nan.wav"):
+        collate(nan)
+
+
+def make_sets(root, rng):
+    for category, wave in (("noise", rng.standard_normal(32000)), ("music", np.sin(np.arange(32000) * 0.05))):
+        (root / "musan" / category).mkdir(parents=True)
+        soundfile.write(root / "musan" / category / "a.wav", (0.1 * wave).astype(np.float32), 16000)
+    (root / "rirs").mkdir()
+    rir = np.zeros(800, dtype=np.float32)
+    rir[0] = 3.0  # a scaled impulse: unit-norm normalisation makes it the identity
+    soundfile.write(root / "rirs" / "impulse.wav", rir, 16000)
+
+
+def test_snr_and_identity_reverb(tmp_path, rng) -> None:
+    make_sets(tmp_path, rng)
+    augment = WaveformAugment(tmp_path / "musan", tmp_path / "rirs")
+    wave = synthetic_voice(rng, 16000)
+    np.testing.assert_allclose(augment.reverberate(wave, rng), wave, atol=1e-5)
+    for seed in range(20):
+        generator = np.random.default_rng(seed)
+        noisy = augment.add_noise(wave, generator)
+        added = noisy - wave
+        snr = 10 * np.log10(np.mean(wave**2) + 1e-4) - 10 * np.log10(np.mean(added**2) + 1e-4)
+        assert 0.0 - 1e-3 <= snr <= 15.0 + 1e-3  # noise 0-15 dB, music 5-15 dB
+
+
+def test_missing_folders_warn_once_and_pass_through(tmp_path, rng) -> None:
+    with pytest.warns(UserWarning, match="no MUSAN noise and no RIR"):
+        augment = WaveformAugment(tmp_path / "nope", None)
+    wave = synthetic_voice(rng, 4000)
+    np.testing.assert_array_equal(augment(wave, rng), wave)
+    with pytest.raises(ValueError, match="'reverb'"):
+        WaveformAugment(strategy="reverb")
+
+
+def test_strategy_all_draws_each_branch(tmp_path, rng) -> None:
+    make_sets(tmp_path, rng)
+    augment = WaveformAugment(tmp_path / "musan", tmp_path / "rirs", strategy="all")
+    wave = synthetic_voice(rng, 4000)
+    unchanged = sum(np.array_equal(augment(wave, np.random.default_rng(s)), wave) for s in range(200))
+    assert 30 <= unchanged <= 70  # "none" is one of four branches

@@ -1,0 +1,125 @@
+"""Local VoxCeleb-layout audio -> 🤗 datasets on disk (Arrow) and parquet shards (streaming).
+
+    python scripts/prepare_voxceleb.py --train_root data/vox2/dev/aac --test_root data/vox1/test/wav \\
+        --trials data/vox1/veri_test2.txt --output_dir data/prepared
+
+Outputs under --output_dir:
+    train/                 Arrow dataset: audio (16 kHz mono FLAC bytes), sample_index (row
+                           position, assigned once here), utt_id, speaker_id, video_id, duration
+    train_parquet/         the same rows as parquet shards (for --streaming / publishing)
+    test/                  the test utterances (same columns, without sample_index semantics)
+    trials/<name>.txt      copies of the trial lists (label enroll test), checked against test/
+    report.json            counts, skipped (unreadable) files with reasons, warnings
+
+Resumable: files are processed in shards written atomically to <output_dir>/_work; a re-run
+skips finished shards. Unreadable files are skipped, counted and listed (never silently).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from datasets import Dataset, Features, Value, concatenate_datasets
+from tqdm.auto import tqdm
+
+from trainers.corpus import UnreadableAudio, decode_file, list_audio, load_trials
+
+FEATURES = Features({
+    "audio": Value("binary"), "utt_id": Value("string"), "speaker_id": Value("string"),
+    "video_id": Value("string"), "duration": Value("float32"),
+})  # fmt: skip
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+parser.add_argument("--train_root", type=Path, help="<root>/<speaker>/<video>/<utt>.{wav,flac,m4a}")
+parser.add_argument("--test_root", type=Path, help="Test utterances in the same layout (VoxCeleb1 test).")
+parser.add_argument("--trials", type=Path, nargs="*", default=[], help="Trial lists (label enroll test).")
+parser.add_argument("--output_dir", type=Path, required=True)
+parser.add_argument("--num_workers", type=int, default=os.cpu_count() or 1)
+parser.add_argument("--shard_size", type=int, default=2000, help="Files per resumable work shard.")
+parser.add_argument("--parquet_shards", type=int, default=4, help="Parquet files for streaming.")
+parser.add_argument("--min_seconds", type=float, default=0.5, help="Shorter files are skipped.")
+args = parser.parse_args()
+if args.train_root is None and args.test_root is None:
+    raise SystemExit("give --train_root and/or --test_root")
+
+
+def row(job: tuple[str, str]) -> dict[str, object]:
+    root, name = job
+    path = Path(root) / name
+    try:
+        decoded = decode_file(path, args.min_seconds)
+    except UnreadableAudio as error:
+        return {"error": str(error)}
+    speaker, video = Path(name).parts[:2]
+    return {
+        "audio": decoded.flac, "utt_id": Path(name).as_posix(), "speaker_id": speaker,
+        "video_id": video, "duration": decoded.num_samples / 16000, "warnings": list(decoded.warnings),
+    }  # fmt: skip
+
+
+def build(split: str, root: Path, report: dict[str, object]) -> Dataset:
+    work = args.output_dir / "_work" / split
+    work.mkdir(parents=True, exist_ok=True)
+    files = [p.relative_to(root).as_posix() for p in list_audio(root)]
+    if not files:
+        raise SystemExit(f"no audio files under {root}/<speaker>/<video>/")
+    skipped: list[str] = []
+    warnings: list[str] = []
+    shards = []
+    with ProcessPoolExecutor(args.num_workers) as pool:
+        for number, start in enumerate(tqdm(range(0, len(files), args.shard_size), desc=f"{split} shards")):
+            target = work / f"shard-{number:05d}"
+            if not (target / "done.json").exists():
+                results = list(pool.map(row, [(str(root), f) for f in files[start : start + args.shard_size]], chunksize=16))
+                good = [r for r in results if "error" not in r]
+                info = {
+                    "skipped": [r["error"] for r in results if "error" in r],
+                    "warnings": [w for r in good for w in r.pop("warnings")],  # type: ignore[attr-defined]
+                }
+                columns = {key: [r[key] for r in good] for key in FEATURES}
+                temporary = work / f".tmp-{number:05d}"
+                shutil.rmtree(temporary, ignore_errors=True)
+                Dataset.from_dict(columns, features=FEATURES).save_to_disk(str(temporary))
+                (temporary / "done.json").write_text(json.dumps(info))
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(temporary, target)
+            info = json.loads((target / "done.json").read_text())
+            skipped += info["skipped"]
+            warnings += info["warnings"]
+            shards.append(Dataset.load_from_disk(str(target)))
+    dataset = concatenate_datasets(shards)
+    dataset = dataset.add_column("sample_index", list(range(len(dataset))))  # row position, once
+    report[split] = {"files": len(files), "rows": len(dataset), "skipped": skipped, "warnings": warnings}
+    if skipped:
+        print(f"{split}: skipped {len(skipped)} unreadable files, e.g. {skipped[:3]}")
+    return dataset
+
+
+report: dict[str, object] = {}
+if args.train_root is not None:
+    train = build("train", args.train_root, report)
+    train.save_to_disk(str(args.output_dir / "train"))
+    parquet = args.output_dir / "train_parquet"
+    parquet.mkdir(parents=True, exist_ok=True)
+    for shard in range(args.parquet_shards):
+        train.shard(args.parquet_shards, shard, contiguous=True).to_parquet(str(parquet / f"train-{shard:05d}.parquet"))
+if args.test_root is not None:
+    test = build("test", args.test_root, report)
+    test.save_to_disk(str(args.output_dir / "test"))
+    names = set(test["utt_id"])
+    (args.output_dir / "trials").mkdir(parents=True, exist_ok=True)
+    for path in args.trials:
+        trials = load_trials(path)
+        missing = sorted({u for _, a, b in trials for u in (a, b) if u not in names})
+        if missing:
+            raise SystemExit(f"{path}: {len(missing)} trial utterances are not in {args.test_root}, e.g. {missing[:5]}")
+        shutil.copy(path, args.output_dir / "trials" / path.name)
+        report.setdefault("trials", {})[path.name] = len(trials)  # type: ignore[union-attr]
+(args.output_dir / "report.json").write_text(json.dumps(report, indent=2))
+print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk in ("files", "rows")} if isinstance(v, dict) and "rows" in v else v)
+                  for k, v in report.items()}, indent=2))  # fmt: skip

@@ -1,0 +1,187 @@
+"""Synthetic speakers and recording channels for the embedded demo corpus and the tests.
+
+A speaker is a source-filter voice: a glottal pulse train (speaker F0, jitter, shimmer, spectral
+tilt) through vowel formant resonators scaled by the speaker's vocal-tract length, with unvoiced
+fricative bursts and pauses at the speaker's rate. A session ("video") is a recording channel
+shared by all of its utterances: a simulated room impulse response (image method via
+pyroomacoustics when installed, else an exponentially decaying noise tail), a band-limiting
+EQ, stationary noise of one type at one SNR, and a gain. Same-utterance crops therefore share
+the channel exactly as VoxCeleb crops do, which is the bias SSPS removes.
+
+Everything is numpy/scipy and deterministic given a `numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+SAMPLING_RATE = 16000
+
+# (F1, F2, F3) of adult-male vowels, Hz (Peterson & Barney, 1952, rounded)
+VOWELS = np.array(
+    [[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480],
+     [570, 840, 2410], [660, 1720, 2410], [490, 1350, 1690], [440, 1020, 2240]],
+    dtype=np.float64,
+)  # fmt: skip
+NOISE_TYPES = ("white", "pink", "brown", "hum", "babble")
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Speaker parameters."""
+
+    f0: float  # mean fundamental frequency, Hz
+    vocal_tract: float  # formant scale (about 1 / vocal-tract length)
+    tilt: float  # glottal low-pass pole (0.90 bright .. 0.99 dark)
+    jitter: float  # relative F0 perturbation per period
+    shimmer: float  # relative amplitude perturbation per period
+    rate: float  # syllables per second
+    breathiness: float  # aspiration noise level
+    vowel_bias: tuple[float, ...]  # speaker-specific preference over vowels (idiolect)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Session (recording) parameters."""
+
+    rir: np.ndarray
+    low_hz: float
+    high_hz: float
+    noise_type: str
+    snr_db: float
+    gain: float
+
+
+def random_voice(rng: np.random.Generator) -> Voice:
+    female = rng.random() < 0.5
+    f0 = rng.uniform(165, 255) if female else rng.uniform(85, 155)
+    tract = rng.uniform(1.08, 1.25) if female else rng.uniform(0.88, 1.06)
+    bias = rng.dirichlet(np.full(len(VOWELS), 2.0))
+    return Voice(
+        f0=float(f0), vocal_tract=float(tract), tilt=float(rng.uniform(0.90, 0.985)),
+        jitter=float(rng.uniform(0.003, 0.02)), shimmer=float(rng.uniform(0.02, 0.12)),
+        rate=float(rng.uniform(3.0, 5.5)), breathiness=float(rng.uniform(0.0, 0.08)),
+        vowel_bias=tuple(float(b) for b in bias),
+    )  # fmt: skip
+
+
+def _room_rir(rng: np.random.Generator) -> np.ndarray:
+    try:
+        import pyroomacoustics as pra
+    except ImportError:
+        pra = None
+    rt60 = rng.uniform(0.15, 0.9)
+    if pra is not None:
+        size = rng.uniform([3.0, 3.0, 2.4], [10.0, 8.0, 4.0])
+        absorption, max_order = pra.inverse_sabine(rt60, size)
+        room = pra.ShoeBox(size, fs=SAMPLING_RATE, materials=pra.Material(absorption), max_order=min(max_order, 12))
+        room.add_source(rng.uniform([0.5, 0.5, 1.0], size - 0.5))
+        room.add_microphone(rng.uniform([0.5, 0.5, 0.8], size - 0.5))
+        room.compute_rir()
+        rir = np.asarray(room.rir[0][0], dtype=np.float64)
+    else:  # direct path + exponentially decaying diffuse tail
+        n = int(rt60 * SAMPLING_RATE)
+        rir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n) * 0.3
+        rir[0] = 1.0
+    return (rir / np.linalg.norm(rir)).astype(np.float32)
+
+
+def random_channel(rng: np.random.Generator) -> Channel:
+    narrow = rng.random() < 0.4  # telephone-like or wideband microphone
+    low = rng.uniform(200, 400) if narrow else rng.uniform(40, 150)
+    high = rng.uniform(3000, 4000) if narrow else rng.uniform(5500, 7800)
+    return Channel(
+        rir=_room_rir(rng), low_hz=float(low), high_hz=float(high),
+        noise_type=NOISE_TYPES[int(rng.integers(len(NOISE_TYPES)))],
+        snr_db=float(rng.uniform(5, 25)), gain=float(10 ** (rng.uniform(-12, 0) / 20)),
+    )  # fmt: skip
+
+
+def _resonator(frequency: float, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order all-pole resonator at `frequency` with `bandwidth` (Hz), unit DC gain."""
+    r = np.exp(-np.pi * bandwidth / SAMPLING_RATE)
+    theta = 2 * np.pi * frequency / SAMPLING_RATE
+    a = np.array([1.0, -2 * r * np.cos(theta), r * r])
+    return np.array([a.sum()]), a
+
+
+def _syllable(voice: Voice, vowel: np.ndarray, n: int, f0_start: float, f0_end: float,
+              rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    # F0 contour with per-period jitter, integrated into a phase; a pulse at each wrap
+    f0 = np.linspace(f0_start, f0_end, n) * (1 + voice.jitter * rng.standard_normal(n).cumsum() / np.sqrt(np.arange(1, n + 1)))
+    phase = np.cumsum(np.clip(f0, 50, 400) / SAMPLING_RATE)
+    pulses = np.diff(np.floor(phase), prepend=0.0)
+    pulses *= 1 + voice.shimmer * rng.standard_normal(n)
+    source = signal.lfilter([1.0 - voice.tilt], [1.0, -voice.tilt], pulses)  # spectral tilt
+    source += voice.breathiness * rng.standard_normal(n) * np.abs(source).max()
+    out = source
+    formants = vowel * voice.vocal_tract
+    for k, frequency in enumerate(np.append(formants, 3500 * voice.vocal_tract)):
+        b, a = _resonator(min(frequency, 7600.0), 60.0 + 40.0 * k)
+        out = signal.lfilter(b, a, out)
+    envelope = np.sin(np.linspace(0, np.pi, n)) ** 0.5
+    return out * envelope
+
+
+def _fricative(n: int, rng: np.random.Generator, voice: Voice) -> np.ndarray:
+    centre = rng.uniform(2500, 6500) * voice.vocal_tract
+    b, a = signal.butter(2, [min(centre * 0.7, 7000) / 8000, min(centre * 1.3, 7900) / 8000], btype="band")
+    return signal.lfilter(b, a, rng.standard_normal(n)) * np.hanning(n) * 0.3
+
+
+def speak(voice: Voice, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A clean utterance of about `seconds`, peak-normalised to 0.5."""
+    total = int(seconds * SAMPLING_RATE)
+    pieces: list[np.ndarray] = []
+    length = 0
+    f0 = voice.f0 * rng.uniform(0.92, 1.08)
+    probabilities = np.asarray(voice.vowel_bias)
+    while length < total:
+        syllable = int(SAMPLING_RATE / voice.rate * rng.uniform(0.6, 1.3))
+        if rng.random() < 0.35:
+            burst = int(syllable * rng.uniform(0.2, 0.4))
+            pieces.append(_fricative(burst, rng, voice))
+            length += burst
+        vowel = VOWELS[rng.choice(len(VOWELS), p=probabilities)]
+        f0_next = f0 * rng.uniform(0.9, 1.08)
+        pieces.append(_syllable(voice, vowel, syllable, f0, f0_next, rng))
+        length += syllable
+        f0 = 0.98 * f0_next + 0.02 * voice.f0  # declination, pulled back to the speaker's F0
+        if rng.random() < 0.15:
+            pause = int(rng.uniform(0.08, 0.3) * SAMPLING_RATE)
+            pieces.append(np.zeros(pause))
+            length += pause
+    wave = np.concatenate(pieces)[:total]
+    return (0.5 * wave / max(np.abs(wave).max(), 1e-9)).astype(np.float32)
+
+
+def _noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    white = rng.standard_normal(n)
+    if kind == "white":
+        return white
+    if kind == "pink":
+        return signal.lfilter([0.049922, -0.095993, 0.050612, -0.004408], [1, -2.494956, 2.017265, -0.522189], white)
+    if kind == "brown":
+        return signal.lfilter([1.0], [1.0, -0.995], white)
+    if kind == "hum":
+        t = np.arange(n) / SAMPLING_RATE
+        base = rng.choice([50.0, 60.0])
+        return sum(np.sin(2 * np.pi * base * h * t + rng.uniform(0, 6.28)) / h for h in range(1, 6)) + 0.05 * white
+    # babble: several unrelated synthetic talkers
+    return sum(speak(random_voice(rng), n / SAMPLING_RATE, rng).astype(np.float64) for _ in range(4))
+
+
+def record(clean: np.ndarray, channel: Channel, rng: np.random.Generator) -> np.ndarray:
+    """Pass a clean utterance through a session's channel: room, EQ, noise, gain."""
+    wet = signal.fftconvolve(clean, channel.rir)[: clean.shape[0]]
+    b, a = signal.butter(4, [channel.low_hz / 8000, channel.high_hz / 8000], btype="band")
+    wet = signal.lfilter(b, a, wet)
+    noise = _noise(channel.noise_type, wet.shape[0], rng)
+    speech_power = np.mean(wet**2) + 1e-12
+    noise_power = np.mean(noise**2) + 1e-12
+    wet = wet + noise * np.sqrt(speech_power / noise_power / 10 ** (channel.snr_db / 10))
+    wet = channel.gain * 0.9 * wet / max(np.abs(wet).max(), 1e-9)
+    return wet.astype(np.float32)

@@ -84,28 +84,42 @@ class NormalizePrototypesCallback(TrainerCallback):
 
 class SSPSEpochCallback(TrainerCallback):
     """k-means at the start of every active epoch, once: a resumed run that already clustered
-    this epoch (`clustered_epoch` restored from the checkpoint) does not cluster again."""
+    this epoch (`clustered_epoch` restored from the checkpoint) does not cluster again.
+
+    Checked before the first step of a `train()` call and at every epoch boundary of the
+    global step, so virtual epochs of a streaming run (one Trainer "epoch") are covered too;
+    the one host read of `clustered_epoch` happens only there."""
 
     def __init__(self, ssps: Any, steps_per_epoch: int, log: Callable[[dict[str, float]], None]) -> None:
         self.ssps = ssps
         self.steps_per_epoch = steps_per_epoch
         self.log = log
+        self.checked_since_start = False
 
-    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.checked_since_start = False
+
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if self.checked_since_start and state.global_step % self.steps_per_epoch != 0:
+            return
+        self.checked_since_start = True
         epoch = epoch_of(state, self.steps_per_epoch)
         if self.ssps.active(epoch) and int(self.ssps.clustered_epoch) != epoch:
             self.log(self.ssps.refresh(epoch))
 
 
 class CollatorEpochCallback(TrainerCallback):
-    """Tells the collator the epoch, so crops are a pure function of (seed, epoch, sample)."""
+    """Tells the collator the epoch, so crops are a pure function of (seed, epoch, sample).
+
+    Set at each Trainer epoch start, before DataLoader workers are (re)started for it. (A
+    streaming run has one Trainer epoch: its collator draws fresh crops per call instead.)"""
 
     def __init__(self, collator: Any, steps_per_epoch: int) -> None:
         self.collator = collator
         self.steps_per_epoch = steps_per_epoch
 
     def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if hasattr(self.collator, "epoch"):
+        if getattr(self.collator, "epoch", None) is not None:
             self.collator.epoch = epoch_of(state, self.steps_per_epoch)
 
 

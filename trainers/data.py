@@ -105,13 +105,19 @@ class MultiViewCollator:
         self.reference_samples = reference_samples
         self.augment = augment
         self.seed = seed
-        self.epoch = 0
+        # None: streaming mode, crops are fresh per call (seeded by worker and call counter)
+        self.epoch: int | None = 0
+        self._calls = 0
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         views, locals_, references, indices = [], [], [], []
+        self._calls += 1
+        worker = torch.utils.data.get_worker_info()
+        stream_key = [self._calls, worker.id if worker is not None else 0, torch.initial_seed() % (2**32)]
         for row in rows:
             index = int(row["sample_index"])
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            key = [self.seed, self.epoch, index] if self.epoch is not None else [self.seed, index, *stream_key]
+            rng = np.random.default_rng(key)
             length = audio_length(row)
             crops = [random_crop(row, length, self.crop_samples, rng) for _ in range(self.num_views)]
             local = [random_crop(row, length, self.local_crop_samples, rng) for _ in range(self.local_views)]

@@ -288,7 +288,7 @@ class SSLTrainer(Trainer):
         scored with cosine on every process. Bypasses `prediction_step`: SSL batches have no
         labels. Use with `metric_for_best_model="eval_eer"`, `greater_is_better=False`.
         """
-        from .data import audio_length, read_range
+        from .evaluation import embed_rows
         from .metrics import cosine_scores, equal_error_rate, min_dcf
 
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
@@ -302,23 +302,7 @@ class SSLTrainer(Trainer):
         encoder = self.method.reference_module(self.accelerator.unwrap_model(self.model))
         device = next(encoder.parameters()).device
         mine = list(range(dist.rank(), len(names), dist.world_size()))
-        lengths = {i: audio_length(dataset[i]) for i in mine}
-        order = sorted(mine, key=lambda i: lengths[i])
-        share = torch.zeros(len(mine), encoder.config.embedding_dim, device=device)
-        slot = {i: k for k, i in enumerate(mine)}
-        batch_size = self.args.per_device_eval_batch_size
-        with torch.no_grad(), eval_mode(encoder):
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                waves = [torch.from_numpy(read_range(dataset[i], 0, lengths[i])) for i in rows]
-                longest = max(w.shape[0] for w in waves)
-                values = torch.zeros(len(rows), longest)
-                mask = torch.zeros(len(rows), longest, dtype=torch.long)
-                for k, wave in enumerate(waves):
-                    values[k, : wave.shape[0]] = wave
-                    mask[k, : wave.shape[0]] = 1
-                out = encoder(input_values=values.to(device), attention_mask=mask.to(device)).embeddings
-                share[[slot[i] for i in rows]] = out
+        share = torch.from_numpy(embed_rows(encoder, dataset, mine, self.args.per_device_eval_batch_size)).to(device)
         # gather: pad every share to the same length, then put rows back in dataset order
         per_rank = -(-len(names) // dist.world_size())
         padded = torch.zeros(per_rank, share.shape[1], device=device)

@@ -68,7 +68,7 @@ def random_voice(rng: np.random.Generator) -> Voice:
     )  # fmt: skip
 
 
-def _room_rir(rng: np.random.Generator) -> np.ndarray:
+def room_rir(rng: np.random.Generator) -> np.ndarray:
     try:
         import pyroomacoustics as pra
     except ImportError:
@@ -94,7 +94,7 @@ def random_channel(rng: np.random.Generator) -> Channel:
     low = rng.uniform(200, 400) if narrow else rng.uniform(40, 150)
     high = rng.uniform(3000, 4000) if narrow else rng.uniform(5500, 7800)
     return Channel(
-        rir=_room_rir(rng), low_hz=float(low), high_hz=float(high),
+        rir=room_rir(rng), low_hz=float(low), high_hz=float(high),
         noise_type=NOISE_TYPES[int(rng.integers(len(NOISE_TYPES)))],
         snr_db=float(rng.uniform(5, 25)), gain=float(10 ** (rng.uniform(-12, 0) / 20)),
     )  # fmt: skip
@@ -158,7 +158,7 @@ def speak(voice: Voice, seconds: float, rng: np.random.Generator) -> np.ndarray:
     return (0.5 * wave / max(np.abs(wave).max(), 1e-9)).astype(np.float32)
 
 
-def _noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+def noise_signal(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     white = rng.standard_normal(n)
     if kind == "white":
         return white
@@ -179,7 +179,7 @@ def record(clean: np.ndarray, channel: Channel, rng: np.random.Generator) -> np.
     wet = signal.fftconvolve(clean, channel.rir)[: clean.shape[0]]
     b, a = signal.butter(4, [channel.low_hz / 8000, channel.high_hz / 8000], btype="band")
     wet = signal.lfilter(b, a, wet)
-    noise = _noise(channel.noise_type, wet.shape[0], rng)
+    noise = noise_signal(channel.noise_type, wet.shape[0], rng)
     speech_power = np.mean(wet**2) + 1e-12
     noise_power = np.mean(noise**2) + 1e-12
     wet = wet + noise * np.sqrt(speech_power / noise_power / 10 ** (channel.snr_db / 10))

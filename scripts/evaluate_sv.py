@@ -1,0 +1,103 @@
+"""Speaker verification on VoxCeleb1-O/E/H-format trial lists: EER and minDCF as JSON.
+
+    python scripts/evaluate_sv.py --model runs/simclr_ssps/averaged --test_dataset data/prepared/test \\
+        --trials data/prepared/trials/veri_test2.txt [--norm asnorm --cohort_dataset data/prepared/train]
+
+--model is a save_pretrained folder of SSPSModel or SSPSForPreTraining (then --encoder picks the
+student, or the teacher for DINO). Each test utterance is embedded once at full length (batched
+by length with masks), trials are scored with cosine (optionally S-norm / AS-norm against a
+cohort of unlabelled training embeddings), and the report goes to --output_dir/report.json with
+a DET curve and score histograms (PNG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import load_from_disk
+
+from modeling_ssps import SSPSConfig, SSPSForPreTraining, SSPSModel
+from trainers.corpus import load_trials
+from trainers.evaluation import embed_rows, score_trials, verification_metrics
+from trainers.metrics import error_rates
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+parser.add_argument("--model", type=Path, required=True)
+parser.add_argument("--encoder", choices=["auto", "student", "teacher"], default="auto", help="auto: teacher for DINO, else student.")
+parser.add_argument("--test_dataset", type=Path, required=True, help="save_to_disk folder with audio and utt_id.")
+parser.add_argument("--trials", type=Path, nargs="+", required=True, help="Trial lists (label enroll test).")
+parser.add_argument("--output_dir", type=Path, default=None, help="Report folder (default: <model>/eval).")
+parser.add_argument("--norm", choices=["none", "snorm", "asnorm"], default="none")
+parser.add_argument("--cohort_dataset", type=Path, default=None, help="Unlabelled training utterances for the cohort.")
+parser.add_argument("--cohort_size", type=int, default=2000)
+parser.add_argument("--top_k", type=int, default=300, help="AS-norm top-k cohort scores.")
+parser.add_argument("--batch_size", type=int, default=16)
+parser.add_argument("--no_plots", action="store_true")
+parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+args = parser.parse_args()
+
+# model: the evaluated encoder (SPEC §11.2)
+config = SSPSConfig.from_pretrained(args.model)
+if config.architectures and "SSPSForPreTraining" in config.architectures:
+    full = SSPSForPreTraining.from_pretrained(args.model)
+    use_teacher = args.encoder == "teacher" or (args.encoder == "auto" and config.head_type == "dino")
+    if use_teacher and full.teacher is None:
+        raise SystemExit(f"{args.model} has no teacher encoder")
+    encoder = full.teacher if use_teacher else full.ssps
+else:
+    encoder = SSPSModel.from_pretrained(args.model)
+encoder = encoder.to(args.device).eval()
+
+# data
+for path in [args.test_dataset, *args.trials]:
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist")
+test = load_from_disk(str(args.test_dataset))
+names = list(test["utt_id"])
+embeddings = embed_rows(encoder, test, list(range(len(test))), args.batch_size, progress=True)
+cohort = None
+if args.norm != "none":
+    if args.cohort_dataset is None:
+        raise SystemExit(f"--norm {args.norm} needs --cohort_dataset")
+    pool = load_from_disk(str(args.cohort_dataset))
+    rows = np.random.default_rng(0).permutation(len(pool))[: args.cohort_size].tolist()
+    cohort = embed_rows(encoder, pool, rows, args.batch_size, progress=True)
+
+# score every trial list
+output = args.output_dir or args.model / "eval"
+output.mkdir(parents=True, exist_ok=True)
+report = {"model": str(args.model), "norm": args.norm, "lists": {}}
+for path in args.trials:
+    scores, labels = score_trials(embeddings, names, load_trials(path), cohort, args.norm, args.top_k)
+    metrics = verification_metrics(scores, labels)
+    report["lists"][path.name] = metrics
+    if not args.no_plots:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from scipy.stats import norm
+
+        rates = error_rates(scores, labels)
+        fig, (det, hist) = plt.subplots(1, 2, figsize=(10, 4))
+        clip = lambda p: norm.ppf(np.clip(p, 1e-4, 1 - 1e-4))  # noqa: E731
+        det.plot(clip(rates.fpr), clip(rates.fnr))
+        ticks = [0.001, 0.01, 0.05, 0.2, 0.5]
+        det.set_xticks(clip(np.array(ticks)), [f"{100 * t:g}" for t in ticks])
+        det.set_yticks(clip(np.array(ticks)), [f"{100 * t:g}" for t in ticks])
+        det.set_xlabel("false alarm rate (%)"), det.set_ylabel("miss rate (%)"), det.set_title(f"DET, EER {metrics['eer_percent']:.2f}%")
+        hist.hist(scores[labels == 1], bins=50, alpha=0.6, density=True, label="target")
+        hist.hist(scores[labels == 0], bins=50, alpha=0.6, density=True, label="non-target")
+        hist.legend(), hist.set_xlabel("score"), hist.set_title(path.name)
+        fig.tight_layout()
+        fig.savefig(output / f"{path.stem}.png", dpi=100)
+        plt.close(fig)
+(output / "report.json").write_text(json.dumps(report, indent=2))
+print("\n| trials | EER (%) | minDCF 0.01 | minDCF 0.05 | trials |\n|---|---|---|---|---|")
+for name, m in report["lists"].items():
+    print(f"| {name} | {m['eer_percent']:.2f} | {m['min_dcf_0.01']:.4f} | {m['min_dcf_0.05']:.4f} | {m['trials']} |")
+print(f"report: {output / 'report.json'}")

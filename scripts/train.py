@@ -1,0 +1,153 @@
+"""Train a self-supervised speaker encoder, optionally with SSPS.
+
+    accelerate launch scripts/train.py --method dino --ssps --dataset data/prepared/train ...
+
+`--method`, `--encoder` and `--ssps` pick a recipe, `configs/<encoder>/<method>[_ssps].json`,
+whose values become the defaults; flags given explicitly override them (`--recipe FILE` picks
+another file, e.g. a `_baseline` continuation). Reads top to bottom: parse, data, model,
+trainer, train, save. Resumes automatically from the newest checkpoint in --output_dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import load_dataset, load_from_disk
+from transformers import HfArgumentParser
+from transformers.trainer_utils import get_last_checkpoint
+
+from modeling_ssps import SSPSConfig, SSPSFeatureExtractor, SSPSForPreTraining
+from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from trainers.corpus import load_trials
+from trainers.data import WaveformAugment
+
+REPO = Path(__file__).resolve().parents[1]
+ENCODER_FOLDERS = {"ecapa_tdnn": "ecapa", "fast_resnet34": "resnet34"}
+HEADS = {"simclr": "none", "moco": "none", "swav": "swav", "vicreg": "projector", "dino": "dino"}
+
+
+@dataclass
+class ModelArguments:
+    encoder: str = field(default="ecapa_tdnn", metadata={"help": "ecapa_tdnn (paper, C=1024) or fast_resnet34 (ablations)."})
+    ecapa_channels: int = field(default=1024, metadata={"help": "ECAPA width C (1024 paper; 512 is the small variant)."})
+    resnet_channels: str = field(default="16,32,64,128", metadata={"help": "Fast ResNet-34 stage widths."})
+    resnet_layers: str = field(default="3,4,6,3", metadata={"help": "Fast ResNet-34 blocks per stage."})
+    n_mels: int | None = field(default=None, metadata={"help": "Mel bins (default 40; DINO-ECAPA 80)."})
+    window: str | None = field(default=None, metadata={"help": "hamming (default) or hann (DINO-ECAPA)."})
+    dino_output_dim: int = field(default=65536, metadata={"help": "DINO head output (65,536)."})
+    swav_num_prototypes: int = field(default=3000, metadata={"help": "SwAV prototypes (3,000)."})
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(default="data/prepared/train", metadata={"help": "save_to_disk folder, parquet folder/glob, or a Hub dataset id (with --streaming)."})
+    streaming: bool = field(default=False, metadata={"help": "Stream (parquet shards or Hub): needs --max_steps and --num_train_samples."})
+    shuffle_buffer: int = field(default=10000, metadata={"help": "Streaming shuffle buffer (rows)."})
+    eval_dataset: str | None = field(default=None, metadata={"help": "Test utterances (save_to_disk folder) for periodic EER."})
+    eval_trials: str | None = field(default=None, metadata={"help": "Trial list (label enroll test) over --eval_dataset."})
+    musan_dir: str | None = field(default=None, metadata={"help": "MUSAN-layout folder (noise/ speech/ music/); none: no additive noise."})
+    rir_dir: str | None = field(default=None, metadata={"help": "RIR folder; none: no reverberation."})
+    augment: str | None = field(default=None, metadata={"help": "reverb+noise (default) or all (DINO default) or none."})
+    crop_seconds: float = field(default=2.0, metadata={"help": "View length (2 s); DINO local crops."})
+    dino_global_seconds: float = field(default=4.0, metadata={"help": "DINO global crop length (4 s)."})
+
+
+# 1. recipe defaults, then explicit flags
+pre = argparse.ArgumentParser(add_help=False)
+pre.add_argument("--method", default="simclr", choices=sorted(HEADS))
+pre.add_argument("--encoder", default="ecapa_tdnn", choices=sorted(ENCODER_FOLDERS))
+pre.add_argument("--ssps", action="store_true")
+pre.add_argument("--recipe", default=None)
+known, _ = pre.parse_known_args()
+argv = sys.argv[1:]
+if "--recipe" in argv:  # consumed here; not a field of the argument dataclasses
+    del argv[argv.index("--recipe") : argv.index("--recipe") + 2]
+recipe_path = Path(known.recipe) if known.recipe else REPO / "configs" / ENCODER_FOLDERS[known.encoder] / f"{known.method}{'_ssps' if known.ssps else ''}.json"
+parser = HfArgumentParser((ModelArguments, DataArguments, SSLTrainingArguments), description=__doc__ + (
+    "\n--recipe FILE: the recipe JSON (default: configs/<encoder>/<method>[_ssps].json)."))  # fmt: skip
+if recipe_path.exists():
+    try:
+        recipe = json.loads(recipe_path.read_text())
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"{recipe_path}: malformed recipe JSON ({error})") from error
+    unknown = sorted(set(recipe) - {a.dest for a in parser._actions})
+    if unknown:
+        raise SystemExit(f"{recipe_path}: unknown settings {unknown}")
+    parser.set_defaults(**recipe)
+elif known.recipe:
+    raise SystemExit(f"recipe {recipe_path} does not exist")
+model_args, data_args, training = parser.parse_args_into_dataclasses(args=argv)
+print(f"recipe: {recipe_path if recipe_path.exists() else 'none'}", file=sys.stderr)
+
+# 2. data
+if data_args.streaming:
+    if training.max_steps <= 0 or training.num_train_samples is None:
+        raise SystemExit("--streaming needs --max_steps and --num_train_samples (virtual epochs)")
+    source = Path(data_args.dataset)
+    if source.is_dir():
+        train_dataset = load_dataset("parquet", data_files=sorted(str(p) for p in source.glob("*.parquet")), split="train", streaming=True)
+    else:
+        train_dataset = load_dataset(data_args.dataset, split="train", streaming=True)
+    train_dataset = train_dataset.shuffle(seed=training.seed, buffer_size=data_args.shuffle_buffer).repeat(None)
+    training.ignore_data_skip = True
+else:
+    if not Path(data_args.dataset).exists():
+        raise SystemExit(f"training set {data_args.dataset} not found (run scripts/prepare_voxceleb.py)")
+    train_dataset = load_from_disk(data_args.dataset)
+eval_dataset = load_from_disk(data_args.eval_dataset) if data_args.eval_dataset else None
+eval_trials = load_trials(data_args.eval_trials) if data_args.eval_trials else None
+dino = training.method == "dino"
+strategy = data_args.augment or ("all" if dino else "reverb+noise")
+collator = MultiViewCollator(
+    num_views=2,
+    crop_samples=int((data_args.dino_global_seconds if dino else data_args.crop_seconds) * 16000),
+    local_views=training.dino_local_views if dino else 0,
+    local_crop_samples=int(data_args.crop_seconds * 16000),
+    reference_samples=int(training.ssps_reference_seconds * 16000) if training.ssps else None,
+    augment=WaveformAugment(data_args.musan_dir, data_args.rir_dir, strategy) if strategy != "none" else None,
+    seed=training.seed,
+)
+if data_args.streaming:
+    collator.epoch = None
+
+# 3. model
+c = model_args.ecapa_channels
+config = SSPSConfig(
+    encoder_type=model_args.encoder,
+    ecapa_channels=(c, c, c, c, 3 * c),
+    resnet_channels=tuple(int(x) for x in model_args.resnet_channels.split(",")),
+    resnet_layers=tuple(int(x) for x in model_args.resnet_layers.split(",")),
+    n_mels=model_args.n_mels or (80 if dino and model_args.encoder == "ecapa_tdnn" else 40),
+    window=model_args.window or ("hann" if dino and model_args.encoder == "ecapa_tdnn" else "hamming"),
+    head_type=HEADS[training.method],
+    momentum_branch=training.method in ("moco", "dino"),
+    dino_output_dim=model_args.dino_output_dim,
+    swav_num_prototypes=model_args.swav_num_prototypes,
+)
+model = SSPSForPreTraining(config)
+
+# 4. trainer
+trainer = SSLTrainer(
+    model=model,
+    args=training,
+    train_dataset=train_dataset,
+    eval_dataset=eval_dataset,
+    eval_trials=eval_trials,
+    data_collator=collator,
+    processing_class=SSPSFeatureExtractor(),
+)
+
+# 5. train (continuing automatically from the newest checkpoint of --output_dir)
+resume = training.resume_from_checkpoint
+if resume is None and Path(training.output_dir).is_dir():
+    resume = get_last_checkpoint(training.output_dir)
+    if resume:
+        print(f"resuming from {resume}", file=sys.stderr)
+trainer.train(resume_from_checkpoint=resume)
+
+# 6. save the final model (weights, config, feature extractor, code)
+trainer.save_model(str(Path(training.output_dir) / "final"))

@@ -82,16 +82,22 @@ def build(split: str, root: Path, report: dict[str, object]) -> Dataset:
                     "warnings": [w for r in good for w in r.pop("warnings")],  # type: ignore[attr-defined]
                 }
                 columns = {key: [r[key] for r in good] for key in FEATURES}
+                info["rows"] = len(good)
                 temporary = work / f".tmp-{number:05d}"
                 shutil.rmtree(temporary, ignore_errors=True)
-                Dataset.from_dict(columns, features=FEATURES).save_to_disk(str(temporary))
+                temporary.mkdir(parents=True)
+                if good:  # an all-unreadable shard keeps only its report
+                    Dataset.from_dict(columns, features=FEATURES).save_to_disk(str(temporary))
                 (temporary / "done.json").write_text(json.dumps(info))
                 shutil.rmtree(target, ignore_errors=True)
                 os.replace(temporary, target)
             info = json.loads((target / "done.json").read_text())
             skipped += info["skipped"]
             warnings += info["warnings"]
-            shards.append(Dataset.load_from_disk(str(target)))
+            if info["rows"]:
+                shards.append(Dataset.load_from_disk(str(target)))
+    if not shards:
+        raise SystemExit(f"no readable audio under {root}; skipped: {skipped[:5]}")
     dataset = concatenate_datasets(shards)
     dataset = dataset.add_column("sample_index", list(range(len(dataset))))  # row position, once
     report[split] = {"files": len(files), "rows": len(dataset), "skipped": skipped, "warnings": warnings}
@@ -106,8 +112,9 @@ if args.train_root is not None:
     train.save_to_disk(str(args.output_dir / "train"))
     parquet = args.output_dir / "train_parquet"
     parquet.mkdir(parents=True, exist_ok=True)
-    for shard in range(args.parquet_shards):
-        train.shard(args.parquet_shards, shard, contiguous=True).to_parquet(str(parquet / f"train-{shard:05d}.parquet"))
+    num_shards = max(1, min(args.parquet_shards, len(train)))
+    for shard in range(num_shards):
+        train.shard(num_shards, shard, contiguous=True).to_parquet(str(parquet / f"train-{shard:05d}.parquet"))
 if args.test_root is not None:
     test = build("test", args.test_root, report)
     test.save_to_disk(str(args.output_dir / "test"))

@@ -105,8 +105,8 @@ class SSLTrainer(Trainer):
         assert self.ssps is not None
         dataset = self.train_dataset
         columns = getattr(dataset, "column_names", None) or []
-        if "sample_index" not in columns:
-            return
+        if "sample_index" not in columns or not hasattr(dataset, "__len__"):
+            return  # streaming: a column read would iterate the (repeated) stream
         index = torch.as_tensor(np.asarray(list(dataset["sample_index"])), dtype=torch.long)
         labels: dict[str, torch.Tensor | None] = {"speaker_id": None, "video_id": None}
         for name in labels:

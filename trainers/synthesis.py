@@ -170,8 +170,8 @@ def noise_signal(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         t = np.arange(n) / SAMPLING_RATE
         base = rng.choice([50.0, 60.0])
         return sum(np.sin(2 * np.pi * base * h * t + rng.uniform(0, 6.28)) / h for h in range(1, 6)) + 0.05 * white
-    # babble: several unrelated synthetic talkers
-    return sum(speak(random_voice(rng), n / SAMPLING_RATE, rng).astype(np.float64) for _ in range(4))
+    # babble: several unrelated synthetic talkers, each cut or wrap-padded to exactly n samples
+    return sum(np.resize(speak(random_voice(rng), n / SAMPLING_RATE + 0.01, rng), n).astype(np.float64) for _ in range(4))
 
 
 def record(clean: np.ndarray, channel: Channel, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,132 @@
+"""The command-line recipes on generated data: prepare_voxceleb.py (bad files included),
+the streaming path, train.py, and the quick end-to-end demo."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from conftest import synthetic_voice
+from datasets import Dataset, load_dataset, load_from_disk
+
+from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def handmade_tree(root: Path, rng) -> None:
+    """A VoxCeleb-shaped tree with good, m4a, 8 kHz stereo and broken files."""
+    good = synthetic_voice(rng, 24000)
+    (root / "id1" / "vidA").mkdir(parents=True)
+    soundfile.write(root / "id1" / "vidA" / "00001.wav", good, 16000)
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(root / "id1" / "vidA" / "00001.wav"),
+                    "-c:a", "aac", str(root / "id1" / "vidA" / "00002.m4a")], check=True)  # fmt: skip
+    (root / "id2" / "vidB").mkdir(parents=True)
+    stereo = np.stack([synthetic_voice(rng, 12000), synthetic_voice(rng, 12000)], axis=1)
+    soundfile.write(root / "id2" / "vidB" / "00001.wav", stereo, 8000)
+    (root / "id2" / "vidB" / "00002.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    (root / "id2" / "vidC").mkdir(parents=True)
+    soundfile.write(root / "id2" / "vidC" / "00001.wav", np.zeros(0, dtype=np.float32), 16000)
+    soundfile.write(root / "id2" / "vidC" / "00002.wav", np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    soundfile.write(root / "id2" / "vidC" / "00003.wav", good[:1000], 16000)
+
+
+def test_prepare_voxceleb_on_a_handmade_tree(tmp_path, rng) -> None:
+    handmade_tree(tmp_path / "tree", rng)
+    (tmp_path / "trials.txt").write_text("1 id1/vidA/00001.wav id1/vidA/00002.m4a\n0 id1/vidA/00001.wav id2/vidB/00001.wav\n")
+    command = ["scripts/prepare_voxceleb.py", "--train_root", str(tmp_path / "tree"), "--test_root", str(tmp_path / "tree"),
+               "--trials", str(tmp_path / "trials.txt"), "--output_dir", str(tmp_path / "out"), "--shard_size", "3",
+               "--num_workers", "2", "--parquet_shards", "2"]  # fmt: skip
+    result = script(*command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    train = load_from_disk(str(tmp_path / "out" / "train"))
+    assert train["utt_id"] == ["id1/vidA/00001.wav", "id1/vidA/00002.m4a", "id2/vidB/00001.wav"]
+    assert train["sample_index"] == [0, 1, 2]
+    assert train["speaker_id"] == ["id1", "id1", "id2"] and train["video_id"] == ["vidA", "vidA", "vidB"]
+    assert abs(train["duration"][2] - 1.5) < 0.01  # 12000 samples at 8 kHz, resampled
+    data, rate = soundfile.read(__import__("io").BytesIO(train[2]["audio"]))
+    assert rate == 16000 and data.ndim == 1
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    skipped = "\n".join(report["train"]["skipped"])
+    for name, reason in (("vidB/00002.wav", "cannot decode"), ("vidC/00001.wav", "no samples"),
+                         ("vidC/00002.wav", "NaN"), ("vidC/00003.wav", "shorter than")):  # fmt: skip
+        assert name in skipped and reason in skipped, (name, skipped)
+    assert any("resampled from 8000" in w for w in report["train"]["warnings"])
+    assert any("2 channels averaged" in w for w in report["train"]["warnings"])
+    assert len(list((tmp_path / "out" / "train_parquet").glob("*.parquet"))) == 2
+    # resumable: finished shards are reused, the result is identical
+    again = script(*command)
+    assert again.returncode == 0 and load_from_disk(str(tmp_path / "out" / "train"))["utt_id"] == train["utt_id"]
+    # a trial naming a missing utterance is a clear error
+    (tmp_path / "bad.txt").write_text("1 id1/vidA/00001.wav id9/nope/00001.wav\n")
+    bad = script("scripts/prepare_voxceleb.py", "--test_root", str(tmp_path / "tree"), "--trials", str(tmp_path / "bad.txt"),
+                 "--output_dir", str(tmp_path / "out2"), "--num_workers", "1")  # fmt: skip
+    assert bad.returncode != 0 and "id9/nope/00001.wav" in bad.stderr
+
+
+def streaming_trainer(dataset, tmp_path, rows) -> SSLTrainer:
+    from test_ssl_trainer import tiny_config
+
+    args = SSLTrainingArguments(
+        output_dir=str(tmp_path / "run"), method="simclr", per_device_train_batch_size=4, max_steps=4,
+        num_train_samples=len(rows["sample_index"]), logging_steps=1, save_steps=100, report_to=[],
+        use_cpu=True, disable_tqdm=True, ssps=True, ssps_start_epoch=1, ssps_num_clusters=3,
+        ssps_queue_size=6, ignore_data_skip=True,
+    )  # fmt: skip
+    collator = MultiViewCollator(crop_samples=8000, reference_samples=12000)
+    collator.epoch = None  # streaming: fresh crops per call
+    torch.manual_seed(0)
+    return SSLTrainer(model=__import__("modeling_ssps").SSPSForPreTraining(tiny_config("simclr")), args=args,
+                      train_dataset=dataset, data_collator=collator)  # fmt: skip
+
+
+@pytest.mark.parametrize("source", ["to_iterable_dataset", "parquet"])
+def test_streaming_path_runs_virtual_epochs(source, tmp_path, tiny_wav_rows) -> None:
+    dataset = Dataset.from_dict(tiny_wav_rows)
+    if source == "to_iterable_dataset":
+        stream = dataset.to_iterable_dataset(num_shards=2)
+    else:
+        for shard in range(2):
+            dataset.shard(2, shard, contiguous=True).to_parquet(str(tmp_path / f"train-{shard}.parquet"))
+        stream = load_dataset("parquet", data_files=sorted(str(p) for p in tmp_path.glob("*.parquet")), split="train", streaming=True)
+    stream = stream.shuffle(seed=0, buffer_size=8).repeat(None)
+    trainer = streaming_trainer(stream, tmp_path, tiny_wav_rows)
+    assert trainer.steps_per_epoch == 2
+    trainer.train()
+    assert trainer.state.global_step == 4
+    assert int(trainer.ssps.clustered_epoch) == 1  # virtual epoch 1 started at step 2
+    assert [h["step"] for h in trainer.state.log_history if "ssps/coverage" in h] == [3, 4]
+
+
+def test_train_script_help_and_bad_recipe(tmp_path) -> None:
+    result = script("scripts/train.py", "--help")
+    assert result.returncode == 0 and "--ssps" in result.stdout and "--streaming" in result.stdout
+    (tmp_path / "bad.json").write_text('{"not_a_setting": 1}')
+    bad = script("scripts/train.py", "--recipe", str(tmp_path / "bad.json"), "--output_dir", str(tmp_path / "x"))
+    assert bad.returncode != 0 and "not_a_setting" in bad.stderr
+    missing = script("scripts/train.py", "--dataset", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "x"), "--use_cpu")
+    assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path) -> None:
+    result = script("scripts/demo.py", "--quick", "--output_dir", str(tmp_path / "demo"), timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    ssps = summary["results"]["ssps"]
+    assert 0.0 <= ssps["cross"]["eer_percent"] <= 100.0
+    assert ssps["ssps/coverage"] is not None and ssps["ssps/coverage"] > 0
+    assert summary["results"]["baseline"]["ssps/coverage"] is None
+    corpus = json.loads((tmp_path / "demo" / "corpus" / "corpus.json").read_text())
+    assert corpus["mfcc_eer_same_session_percent"] < corpus["mfcc_eer_cross_session_percent"]  # channel bias
+    folder = tmp_path / "demo" / "model"
+    assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"].endswith("SSPSModel")
+    assert "| SimCLR + SSPS |" in result.stdout

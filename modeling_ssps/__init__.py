@@ -6,6 +6,7 @@ and marks them for remote code, so that `save_pretrained` copies these files and
 """
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForPreTraining
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_ssps import SSPSConfig
 from .feature_extraction_ssps import SSPSFeatureExtractor
@@ -23,11 +24,16 @@ from .modeling_ssps import (
     SwAVPrototypes,
     count_parameters,
 )
+from .pipeline_ssps import SpeakerVerificationPipeline
 
 AutoConfig.register(SSPSConfig.model_type, SSPSConfig, exist_ok=True)
 AutoModel.register(SSPSConfig, SSPSModel, exist_ok=True)
 AutoModelForPreTraining.register(SSPSConfig, SSPSForPreTraining, exist_ok=True)
 AutoFeatureExtractor.register(SSPSConfig, SSPSFeatureExtractor, exist_ok=True)
+
+PIPELINE_REGISTRY.register_pipeline(
+    "speaker-verification", pipeline_class=SpeakerVerificationPipeline, pt_model=AutoModel, type="audio"
+)
 
 SSPSConfig.register_for_auto_class()
 SSPSModel.register_for_auto_class("AutoModel")
@@ -41,6 +47,7 @@ __all__ = [
     "ProjectionHead",
     "SSPSForPreTraining",
     "SSPSPreTrainingOutput",
+    "SpeakerVerificationPipeline",
     "SwAVPrototypes",
     "LogMelFrontend",
     "SSPSConfig",

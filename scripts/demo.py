@@ -45,7 +45,7 @@ if args.quick:
     base_epochs, extra_epochs = 4, 2
 else:
     preset, average, overrides = "demo", args.average_last or 5, []
-    base_epochs, extra_epochs = 20, 10
+    base_epochs, extra_epochs = 12, 6
 
 
 def run(*command: str) -> None:

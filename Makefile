@@ -20,11 +20,15 @@ setup: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
+QUICK ?=
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) scripts/demo.py --output_dir outputs/demo
+	HF_HUB_OFFLINE=1 $(PY) scripts/demo.py --output_dir outputs/demo$(if $(QUICK),-quick --quick,)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_encoder.py
+	$(PY) benchmarks/bench_ssps.py
+	$(PY) benchmarks/bench_dataloader.py
+	$(PY) benchmarks/bench_train_step.py
 
 clean:
 	rm -rf outputs .pytest_cache

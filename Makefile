@@ -7,12 +7,14 @@ PYTEST_ARGS ?=
 
 .PHONY: setup test demo bench clean
 
-$(STAMP): pyproject.toml
-	@command -v ffmpeg >/dev/null 2>&1 || { \
+# system packages: FFmpeg (m4a decoding) and Chromium (the Space's browser test)
+$(STAMP): pyproject.toml tests/browser/package.json
+	@{ command -v ffmpeg >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends ffmpeg; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends ffmpeg chromium; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --no-compile -e ".[dev]"
+	cd tests/browser && npm install --no-audit --no-fund --silent
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
 
@@ -143,8 +144,10 @@ full = SSPSForPreTraining.from_pretrained(out / "ssps" / "averaged")
 encoder = SSPSModel(full.config)
 encoder.load_state_dict(full.ssps.state_dict(), strict=True)
 encoder.config.architectures = ["SSPSModel"]
+extractor = SSPSFeatureExtractor()
 encoder.save_pretrained(folder)
-SSPSFeatureExtractor().save_pretrained(folder)
+extractor.save_pretrained(folder)
+pipeline("speaker-verification", model=encoder.eval(), feature_extractor=extractor).save_pretrained(folder)
 (folder / "eval_results.json").write_text(json.dumps(results["ssps"], indent=2))
 with torch.no_grad():  # the folder loads and embeds
     check = SSPSModel.from_pretrained(folder).eval()(input_values=torch.zeros(1, 16000)).embeddings

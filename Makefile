@@ -1,5 +1,5 @@
 # One command sets up and tests, one sets up and runs the demo. Both work on a fresh machine
-# (Debian, Python 3.11, root or sudo for the FFmpeg package).
+# (Debian, Python 3.11, Node.js with npm, root or sudo for apt: FFmpeg and Chromium).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp

@@ -113,6 +113,9 @@ class LogMelFrontend(nn.Module):
         self.log_offset = log_offset
         self.eps = eps
         self.window_name = window
+        # True: the STFT is a strided convolution with a real DFT basis (no complex tensors), for
+        # ONNX export; numerically the same power spectrum (tested against torch.stft)
+        self.export_friendly = False
         self.filter_spec = (n_fft // 2 + 1, n_mels, f_min, f_max, sampling_rate)
         window_tensor, mel_filters = self.compute_buffers()
         self.register_buffer("window", window_tensor, persistent=False)
@@ -139,6 +142,30 @@ class LogMelFrontend(nn.Module):
         mel_filters = torch.from_numpy(filters).to(torch.float32).T.contiguous()  # (mels, freqs)
         return window_fn(self.win_length), mel_filters
 
+    def power_spectrum(self, padded: torch.Tensor) -> torch.Tensor:
+        """|STFT|^2 of already padded waveforms (batch, samples) -> (batch, freqs, frames)."""
+        if not self.export_friendly:
+            spectrum = torch.stft(
+                padded,
+                n_fft=self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=self.window,
+                center=False,
+                return_complex=True,
+            )
+            return spectrum.real.square() + spectrum.imag.square()
+        # the window sits centred in the n_fft frame, as torch.stft places it
+        offset = (self.n_fft - self.win_length) // 2
+        window = F.pad(self.window, (offset, self.n_fft - self.win_length - offset))  # (n_fft,)
+        n = torch.arange(self.n_fft, dtype=torch.float32, device=padded.device)
+        k = torch.arange(self.n_fft // 2 + 1, dtype=torch.float32, device=padded.device)
+        angle = 2 * math.pi * k[:, None] * n[None, :] / self.n_fft  # (freqs, n_fft)
+        basis = torch.cat([torch.cos(angle), torch.sin(angle)]) * window  # (2 freqs, n_fft)
+        parts = F.conv1d(padded[:, None, :], basis[:, None, :], stride=self.hop_length)  # (batch, 2 freqs, frames)
+        real, imaginary = parts.chunk(2, dim=1)
+        return real.square() + imaginary.square()
+
     def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
         """Frames of a `center=True` STFT: 1 + samples // hop."""
         return 1 + torch.div(num_samples, self.hop_length, rounding_mode="floor")
@@ -150,16 +177,7 @@ class LogMelFrontend(nn.Module):
         with torch.autocast(device_type=input_values.device.type, enabled=False):
             waveform = input_values.to(torch.float32)
             padded = reflect_pad(waveform[:, None, :], lengths, self.n_fft // 2)[:, 0, :]
-            spectrum = torch.stft(
-                padded,
-                n_fft=self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window,
-                center=False,
-                return_complex=True,
-            )  # (batch, freqs, frames)
-            power = spectrum.real.square() + spectrum.imag.square()
+            power = self.power_spectrum(padded)  # (batch, freqs, frames)
             mel = torch.matmul(self.mel_filters, power)  # (batch, mels, frames)
             features = torch.log(mel + self.log_offset)
             if lengths is None:

@@ -23,7 +23,7 @@ def test_export_friendly_frontend_matches_torch_stft(waveforms) -> None:
     friendly = frontend(batch, lengths)
     # the DFT-as-convolution power differs from the FFT by fp32 rounding, which the log amplifies
     # only in near-silent bins: tiny on average, at most a few 1e-3 on normalised log-mels
-    assert float((friendly - reference).abs().mean()) < 1e-5
+    assert float((friendly - reference).abs().mean()) < 1e-4
     torch.testing.assert_close(friendly, reference, atol=5e-3, rtol=0)
 
 

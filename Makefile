@@ -1,5 +1,5 @@
 # One command sets up and tests, one sets up and runs the demo. Both work on a fresh machine
-# (Debian, Python 3.11, Node.js with npm, root or sudo for apt: FFmpeg and Chromium).
+# (Debian, Python 3.11, Node.js with npm, root or sudo for apt: FFmpeg, Chromium, espeak-ng).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
@@ -7,11 +7,12 @@ PYTEST_ARGS ?=
 
 .PHONY: setup test demo bench clean
 
-# system packages: FFmpeg (m4a decoding) and Chromium (the Space's browser test)
+# system packages: FFmpeg (m4a decoding), Chromium (the Space's browser test), espeak-ng (the
+# optional text-to-speech backend of the demo corpus, tested too)
 $(STAMP): pyproject.toml tests/browser/package.json
-	@{ command -v ffmpeg >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; } || { \
+	@{ command -v ffmpeg >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 && command -v espeak-ng >/dev/null 2>&1; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends ffmpeg chromium; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends ffmpeg chromium espeak-ng; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --no-compile -e ".[dev]"
 	cd tests/browser && npm install --no-audit --no-fund --silent

@@ -36,6 +36,8 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--output_dir", type=Path, default=Path("outputs/demo"))
 parser.add_argument("--quick", action="store_true", help="Tiny corpus, a few epochs: about 3 minutes.")
 parser.add_argument("--average_last", type=int, default=None, help="Checkpoints averaged (default 5; quick 2).")
+parser.add_argument("--backend", choices=["synth", "tts"], default="synth",
+                    help="Demo voices: synth (numpy source-filter, the measured default) or tts (espeak-ng variants).")
 args = parser.parse_args()
 out = args.output_dir
 start = time.perf_counter()
@@ -64,7 +66,7 @@ def last_checkpoint(run_dir: Path) -> Path:
 # 1-2. data
 corpus, augment, prepared = out / "corpus", out / "augment", out / "prepared"
 if not (corpus / "corpus.json").exists():
-    run("scripts/make_demo_corpus.py", "--output_dir", str(corpus), "--preset", preset)
+    run("scripts/make_demo_corpus.py", "--output_dir", str(corpus), "--preset", preset, "--backend", args.backend)
 if not (augment / "rirs").exists():
     run("scripts/make_augmentation_sets.py", "--output_dir", str(augment), "--files", "8" if args.quick else "20")
 if not (prepared / "report.json").exists():

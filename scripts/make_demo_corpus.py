@@ -31,7 +31,17 @@ import torchaudio
 from tqdm.auto import tqdm
 
 from trainers.metrics import cosine_scores, equal_error_rate
-from trainers.synthesis import SAMPLING_RATE, random_channel, random_voice, record, speak
+from trainers.synthesis import (
+    SAMPLING_RATE,
+    TTSVoice,
+    random_channel,
+    random_voice,
+    record,
+    speak,
+    tts_available,
+    tts_speak,
+    tts_variants,
+)
 
 PRESETS = {
     # speakers, sessions per speaker, utterances per session, seconds (min, max)
@@ -44,7 +54,14 @@ parser.add_argument("--output_dir", type=Path, required=True, help="Corpus root 
 parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="tiny: seconds, for tests; demo: about a minute.")
 parser.add_argument("--seed", type=int, default=1717, help="Everything is a function of this seed.")
 parser.add_argument("--num_workers", type=int, default=max(1, multiprocessing.cpu_count()), help="Processes (one speaker each).")
+parser.add_argument("--backend", choices=["auto", "synth", "tts"], default="auto",
+                    help="synth: numpy source-filter voices (always works); tts: espeak-ng voice variants, two speakers "
+                         "per variant (formant scale 0.93 / 1.07, pitch set separately), train/test split by variant; "
+                         "auto: tts when espeak-ng is installed")  # fmt: skip
 args = parser.parse_args()
+backend = ("tts" if tts_available() else "synth") if args.backend == "auto" else args.backend
+if backend == "tts" and not tts_available():
+    raise SystemExit("--backend tts needs espeak-ng (apt-get install espeak-ng)")
 
 
 def video_name(rng: np.random.Generator) -> str:
@@ -52,10 +69,15 @@ def video_name(rng: np.random.Generator) -> str:
     return "".join(letters[i] for i in rng.integers(len(letters), size=11))
 
 
-def make_speaker(job: tuple[str, str, int, int, int, tuple[float, float]]) -> list[str]:
-    split, speaker, seed, sessions, utterances, seconds = job
+def make_speaker(job: tuple[str, str, int, int, int, tuple[float, float], str | None, float]) -> list[str]:
+    split, speaker, seed, sessions, utterances, seconds, variant, formant = job
     rng = np.random.default_rng(seed)
-    voice = random_voice(rng)
+    if variant is None:
+        voice = random_voice(rng)
+        say = lambda length: speak(voice, length, rng)  # noqa: E731
+    else:
+        tts = TTSVoice(variant, int(rng.integers(25, 75)), int(rng.integers(135, 195)), formant)
+        say = lambda length: tts_speak(tts, length, rng)  # noqa: E731
     written = []
     for _ in range(sessions):
         channel = random_channel(rng)
@@ -63,7 +85,7 @@ def make_speaker(job: tuple[str, str, int, int, int, tuple[float, float]]) -> li
         folder = args.output_dir / split / "wav" / speaker / video
         folder.mkdir(parents=True, exist_ok=True)
         for k in range(utterances):
-            clean = speak(voice, rng.uniform(*seconds), rng)
+            clean = say(rng.uniform(*seconds))
             wave = record(clean, channel, rng)
             path = folder / f"{k + 1:05d}.wav"
             soundfile.write(path, wave, SAMPLING_RATE, subtype="PCM_16")
@@ -75,11 +97,19 @@ start = time.perf_counter()
 preset = PRESETS[args.preset]
 jobs = []
 speaker_number = 10000
-for split in ("train", "test"):
+persons: list[str] = []
+if backend == "tts":  # one espeak-ng variant = one person = two speakers; never split a person
+    persons = list(np.random.default_rng(args.seed).permutation(tts_variants()))
+    needed = sum((preset[split][0] + 1) // 2 for split in ("train", "test"))
+    if needed > len(persons):
+        raise SystemExit(f"the {args.preset} preset needs {needed} espeak-ng variants, {len(persons)} are installed")
+for split in ("test", "train"):
     count, sessions, utterances = preset[split]
-    for _ in range(count):
+    for k in range(count):
         speaker_number += 1
-        jobs.append((split, f"id{speaker_number}", args.seed * 100003 + speaker_number, sessions, utterances, preset["seconds"]))
+        variant = persons.pop(0) if backend == "tts" and k % 2 == 0 else (variant if backend == "tts" else None)
+        formant = 0.93 if k % 2 == 0 else 1.07
+        jobs.append((split, f"id{speaker_number}", args.seed * 100003 + speaker_number, sessions, utterances, preset["seconds"], variant, formant))
 with multiprocessing.Pool(args.num_workers) as pool:
     results = list(tqdm(pool.imap(make_speaker, jobs), total=len(jobs), desc="synthesising speakers"))
 files = {"train": [], "test": []}
@@ -115,6 +145,7 @@ embeddings = np.stack(embeddings)
 embeddings = embeddings - embeddings.mean(axis=0)  # centre, as any cosine back-end would
 report = {
     "preset": args.preset,
+    "backend": backend,
     "seed": args.seed,
     "train_utterances": len(files["train"]),
     "test_utterances": len(test),
@@ -134,7 +165,7 @@ for name, trials in (("cross_session", cross), ("same_session", same)):
     f"""# SSPS demo corpus ({args.preset})
 
 Synthetic speakers in the VoxCeleb layout (`<split>/wav/<speaker>/<video>/<utt>.wav`, 16 kHz mono),
-generated by `scripts/make_demo_corpus.py --preset {args.preset} --seed {args.seed}` in
+generated by `scripts/make_demo_corpus.py --preset {args.preset} --seed {args.seed} --backend {backend}` in
 {report['generation_seconds']} s. {report['train_speakers']} training and {report['test_speakers']}
 test speakers (disjoint), {report['train_utterances']} + {report['test_utterances']} utterances,
 {report['hours']} h. Every utterance of a session ("video") shares one recording channel (room

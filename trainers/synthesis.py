@@ -185,3 +185,70 @@ def record(clean: np.ndarray, channel: Channel, rng: np.random.Generator) -> np.
     wet = wet + noise * np.sqrt(speech_power / noise_power / 10 ** (channel.snr_db / 10))
     wet = channel.gain * 0.9 * wet / max(np.abs(wet).max(), 1e-9)
     return wet.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Text-to-speech backend (optional): espeak-ng voices varied into several speakers
+# --------------------------------------------------------------------------------------------
+
+WORDS = (
+    "the a my your our this that every some old new small large quiet bright early late river "
+    "garden window morning evening letter story music city winter summer teacher doctor friend "
+    "brother sister village market train station kitchen table paper answer question picture "
+    "walks reads writes sings opens closes finds brings takes makes keeps holds watches follows "
+    "slowly quickly always never often together again outside inside before after today tomorrow"
+).split()
+
+
+@dataclass(frozen=True)
+class TTSVoice:
+    """An espeak-ng speaker: a voice variant (the "person") plus pitch, rate and formant scale."""
+
+    variant: str
+    pitch: int  # espeak-ng -p, 0-99
+    speed: int  # espeak-ng -s, words per minute
+    formant: float  # resampling factor: > 1 raises formants (shorter vocal tract)
+
+
+def tts_available() -> bool:
+    import shutil
+
+    return shutil.which("espeak-ng") is not None
+
+
+def tts_variants() -> list[str]:
+    """Installed espeak-ng variants (each a distinct synthetic person), sorted."""
+    import subprocess
+
+    listing = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    names = [line.split()[4].split("/")[-1] for line in listing.splitlines()[1:] if len(line.split()) >= 5]
+    return sorted(set(names))
+
+
+def random_tts_voice(variant: str, rng: np.random.Generator) -> TTSVoice:
+    return TTSVoice(variant, int(rng.integers(25, 75)), int(rng.integers(135, 195)), float(rng.uniform(0.92, 1.08)))
+
+
+def tts_speak(voice: TTSVoice, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Pseudo-sentences read by espeak-ng, formant-shifted, at 16 kHz, cut or padded to length."""
+    import io
+    import subprocess
+
+    import soundfile
+
+    words = " ".join(WORDS[i] for i in rng.integers(len(WORDS), size=max(4, int(seconds * 3.2))))
+    result = subprocess.run(
+        ["espeak-ng", "-v", f"en-us+{voice.variant}", "-p", str(voice.pitch), "-s", str(voice.speed), "--stdout", words],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    wave, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float64")
+    # resample to 16 kHz / formant: played back at 16 kHz, formants (and F0) scale by `formant`;
+    # espeak's -p sets F0 independently, so the pair moves vocal tract and pitch separately
+    target = int(round(wave.shape[0] * SAMPLING_RATE / rate / voice.formant))
+    wave = signal.resample(wave, target)
+    total = int(seconds * SAMPLING_RATE)
+    wave = np.resize(wave, total) if wave.shape[0] < total else wave[:total]
+    peak = float(np.abs(wave).max())
+    if peak < 1e-4:
+        raise RuntimeError(f"espeak-ng voice {voice.variant} produced silence")
+    return (0.5 * wave / peak).astype(np.float32)

@@ -98,6 +98,7 @@ preset = PRESETS[args.preset]
 jobs = []
 speaker_number = 10000
 persons: list[str] = []
+variant: str | None = None
 if backend == "tts":  # one espeak-ng variant = one person = two speakers; never split a person
     persons = list(np.random.default_rng(args.seed).permutation(tts_variants()))
     needed = sum((preset[split][0] + 1) // 2 for split in ("train", "test"))
@@ -107,7 +108,8 @@ for split in ("test", "train"):
     count, sessions, utterances = preset[split]
     for k in range(count):
         speaker_number += 1
-        variant = persons.pop(0) if backend == "tts" and k % 2 == 0 else (variant if backend == "tts" else None)
+        if backend == "tts" and k % 2 == 0:
+            variant = persons.pop(0)  # the odd k that follows is the same person, other formant scale
         formant = 0.93 if k % 2 == 0 else 1.07
         jobs.append((split, f"id{speaker_number}", args.seed * 100003 + speaker_number, sessions, utterances, preset["seconds"], variant, formant))
 with multiprocessing.Pool(args.num_workers) as pool:

@@ -73,7 +73,7 @@ def room_rir(rng: np.random.Generator) -> np.ndarray:
         import pyroomacoustics as pra
     except ImportError:
         pra = None
-    rt60 = rng.uniform(0.15, 0.9)
+    rt60 = rng.uniform(0.1, 0.6)
     if pra is not None:
         size = rng.uniform([3.0, 3.0, 2.4], [10.0, 8.0, 4.0])
         absorption, max_order = pra.inverse_sabine(rt60, size)
@@ -90,13 +90,13 @@ def room_rir(rng: np.random.Generator) -> np.ndarray:
 
 
 def random_channel(rng: np.random.Generator) -> Channel:
-    narrow = rng.random() < 0.4  # telephone-like or wideband microphone
+    narrow = rng.random() < 0.2  # telephone-like or wideband microphone
     low = rng.uniform(200, 400) if narrow else rng.uniform(40, 150)
     high = rng.uniform(3000, 4000) if narrow else rng.uniform(5500, 7800)
     return Channel(
         rir=room_rir(rng), low_hz=float(low), high_hz=float(high),
         noise_type=NOISE_TYPES[int(rng.integers(len(NOISE_TYPES)))],
-        snr_db=float(rng.uniform(5, 25)), gain=float(10 ** (rng.uniform(-12, 0) / 20)),
+        snr_db=float(rng.uniform(10, 30)), gain=float(10 ** (rng.uniform(-12, 0) / 20)),
     )  # fmt: skip
 
 

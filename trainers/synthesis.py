@@ -75,8 +75,16 @@ def room_rir(rng: np.random.Generator) -> np.ndarray:
         pra = None
     rt60 = rng.uniform(0.1, 0.6)
     if pra is not None:
-        size = rng.uniform([3.0, 3.0, 2.4], [10.0, 8.0, 4.0])
-        absorption, max_order = pra.inverse_sabine(rt60, size)
+        for _ in range(20):  # a short RT60 is infeasible in a large room: draw the room again
+            size = rng.uniform([3.0, 3.0, 2.4], [3.0 + 12 * rt60, 3.0 + 9 * rt60, 2.6 + 2 * rt60])
+            try:
+                absorption, max_order = pra.inverse_sabine(rt60, size)
+                break
+            except ValueError:
+                continue
+        else:
+            pra = None
+    if pra is not None:
         room = pra.ShoeBox(size, fs=SAMPLING_RATE, materials=pra.Material(absorption), max_order=min(max_order, 12))
         room.add_source(rng.uniform([0.5, 0.5, 1.0], size - 0.5))
         room.add_microphone(rng.uniform([0.5, 0.5, 0.8], size - 0.5))

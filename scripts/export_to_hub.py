@@ -40,6 +40,7 @@ parser.add_argument("--base_model", default=None, help="Hub id of the SSL checkp
 parser.add_argument("--output_dir", type=Path, required=True, help="Staging folder (recreated).")
 parser.add_argument("--repo_id", default="ORG/ssps-speaker-encoder", help="Target repo (used in the card; required with --push).")
 parser.add_argument("--license", default="cc-by-4.0")
+parser.add_argument("--recipe", default=None, help="Training-recipe paragraph for the card (default: the spec's paper recipe).")
 parser.add_argument("--push", action="store_true", help="Upload the staged folder (default: dry run).")
 args = parser.parse_args()
 
@@ -110,7 +111,7 @@ card = ModelCard.from_template(
     method_name=spec["method_name"], ssps=spec["ssps"], embedding_dim=encoder.config.embedding_dim,
     threshold=encoder.config.threshold, repo_id=args.repo_id, results_table=table,
     results_note=f"Measured with `scripts/evaluate_sv.py` on {args.dataset_name}; cosine scoring, no score normalisation.",
-    recipe=spec["recipe"], limitations=spec["limitations"],
+    recipe=args.recipe or spec["recipe"], limitations=spec["limitations"],
     encoder_description={"ecapa_tdnn": "ECAPA-TDNN", "fast_resnet34": "Fast ResNet-34"}[encoder.config.encoder_type],
 )  # fmt: skip
 card.save(out / "README.md")

@@ -65,6 +65,27 @@ def test_prepare_voxceleb_on_a_handmade_tree(tmp_path, rng) -> None:
     # resumable: finished shards are reused, the result is identical
     again = script(*command)
     assert again.returncode == 0 and load_from_disk(str(tmp_path / "out" / "train"))["utt_id"] == train["utt_id"]
+    # the prepared data trains through both loading paths (map-style and parquet streaming)
+    from test_ssl_trainer import tiny_config
+
+    from modeling_ssps import SSPSForPreTraining
+
+    for streaming in (False, True):
+        dataset = load_from_disk(str(tmp_path / "out" / "train"))
+        if streaming:
+            files = sorted(str(p) for p in (tmp_path / "out" / "train_parquet").glob("*.parquet"))
+            dataset = load_dataset("parquet", data_files=files, split="train", streaming=True).repeat(None)
+        args = SSLTrainingArguments(
+            output_dir=str(tmp_path / f"run{int(streaming)}"), method="simclr", per_device_train_batch_size=2,
+            max_steps=2, num_train_samples=3, report_to=[], use_cpu=True, disable_tqdm=True, save_steps=100,
+            logging_steps=1, ignore_data_skip=True,
+        )  # fmt: skip
+        collator = MultiViewCollator(crop_samples=8000)
+        if streaming:
+            collator.epoch = None
+        trainer = SSLTrainer(model=SSPSForPreTraining(tiny_config("simclr")), args=args, train_dataset=dataset, data_collator=collator)
+        trainer.train()
+        assert trainer.state.global_step == 2
     # a trial naming a missing utterance is a clear error
     (tmp_path / "bad.txt").write_text("1 id1/vidA/00001.wav id9/nope/00001.wav\n")
     bad = script("scripts/prepare_voxceleb.py", "--test_root", str(tmp_path / "tree"), "--trials", str(tmp_path / "bad.txt"),

@@ -23,8 +23,7 @@ from datasets import load_from_disk
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from modeling_ssps import SSPSConfig, SSPSForPreTraining, SSPSModel
-from trainers.evaluation import embed_rows
+from trainers.evaluation import embed_rows, load_evaluated_encoder
 from trainers.kmeans import normalized_mutual_info, spherical_kmeans
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -43,25 +42,25 @@ sessions = np.unique(np.asarray([f"{s}/{v}" for s, v in zip(dataset["speaker_id"
 args.output_dir.mkdir(parents=True, exist_ok=True)
 
 
-def load(folder: Path) -> SSPSModel:
-    config = SSPSConfig.from_pretrained(folder)
-    if config.architectures and "SSPSForPreTraining" in config.architectures:
-        full = SSPSForPreTraining.from_pretrained(folder)
-        return full.teacher if config.head_type == "dino" and full.teacher is not None else full.ssps
-    return SSPSModel.from_pretrained(folder)
-
-
 def probe(x: np.ndarray, y: np.ndarray) -> float:
-    counts = np.bincount(y)
-    keep = counts[y] >= 2  # stratification needs two examples per class
-    a, b, ya, yb = train_test_split(x[keep], y[keep], test_size=0.2, random_state=args.seed, stratify=y[keep])
+    """Held-out accuracy of a logistic regression, stratified split of about 20 % (at least
+    one test example per class); NaN when fewer than two classes have two examples."""
+    keep = np.bincount(y)[y] >= 2  # stratification needs two examples per class
+    x, y = x[keep], y[keep]
+    classes = np.unique(y).size
+    if classes < 2:
+        return float("nan")
+    test_size = max(int(np.ceil(0.2 * y.size)), classes)
+    if y.size - test_size < classes:
+        return float("nan")
+    a, b, ya, yb = train_test_split(x, y, test_size=test_size, random_state=args.seed, stratify=y)
     return float(LogisticRegression(max_iter=2000).fit(a, ya).score(b, yb))
 
 
 results = {}
 similarities = {}
 for folder in args.models:
-    e = embed_rows(load(folder).eval(), dataset, list(range(len(dataset))), progress=True)
+    e = embed_rows(load_evaluated_encoder(folder).eval(), dataset, list(range(len(dataset))), progress=True)
     cos = e @ e.T
     same = speakers[:, None] == speakers[None, :]
     off = ~np.eye(len(e), dtype=bool)

@@ -30,6 +30,7 @@ import torch
 from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
+from trainers.checkpoints import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -57,7 +58,7 @@ def run(*command: str) -> None:
 
 
 def last_checkpoint(run_dir: Path) -> Path:
-    found = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    found = list_checkpoints(run_dir)
     if not found:
         raise SystemExit(f"no checkpoint in {run_dir}")
     return found[-1]

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from datasets import load_from_disk
 
-from modeling_ssps import SSPSConfig, SSPSForPreTraining, SSPSModel
 from trainers.corpus import load_trials
-from trainers.evaluation import embed_rows, score_trials, verification_metrics
+from trainers.evaluation import embed_rows, load_evaluated_encoder, score_trials, verification_metrics
 from trainers.metrics import error_rates
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -41,16 +40,10 @@ parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else
 args = parser.parse_args()
 
 # model: the evaluated encoder (SPEC §11.2)
-config = SSPSConfig.from_pretrained(args.model)
-if config.architectures and "SSPSForPreTraining" in config.architectures:
-    full = SSPSForPreTraining.from_pretrained(args.model)
-    use_teacher = args.encoder == "teacher" or (args.encoder == "auto" and config.head_type == "dino")
-    if use_teacher and full.teacher is None:
-        raise SystemExit(f"{args.model} has no teacher encoder")
-    encoder = full.teacher if use_teacher else full.ssps
-else:
-    encoder = SSPSModel.from_pretrained(args.model)
-encoder = encoder.to(args.device).eval()
+try:
+    encoder = load_evaluated_encoder(args.model, args.encoder).to(args.device).eval()
+except ValueError as error:
+    raise SystemExit(str(error)) from error
 
 # data
 for path in [args.test_dataset, *args.trials]:

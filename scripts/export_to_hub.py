@@ -23,7 +23,8 @@ from pathlib import Path
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from transformers import pipeline
 
-from modeling_ssps import SSPSConfig, SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
+from modeling_ssps import SSPSFeatureExtractor
+from trainers.evaluation import load_evaluated_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = ("Lepage & Dehak, IEEE/ACM TASLP 2025", "https://arxiv.org/abs/2501.17772")
@@ -54,17 +55,10 @@ if args.trials_name not in report.get("lists", {}):
 metrics = report["lists"][args.trials_name]
 
 # 1. the evaluated encoder, loaded strictly into SSPSModel
-config = SSPSConfig.from_pretrained(args.model)
-if config.architectures and "SSPSForPreTraining" in config.architectures:
-    full = SSPSForPreTraining.from_pretrained(args.model)
-    teacher = args.encoder == "teacher" or (args.encoder == "auto" and config.head_type == "dino")
-    source = full.teacher if teacher else full.ssps
-    if source is None:
-        raise SystemExit(f"{args.model} has no teacher encoder")
-    encoder = SSPSModel(full.config)
-    encoder.load_state_dict(source.state_dict(), strict=True)
-else:
-    encoder = SSPSModel.from_pretrained(args.model)
+try:
+    encoder = load_evaluated_encoder(args.model, args.encoder)
+except ValueError as error:
+    raise SystemExit(str(error)) from error
 encoder.config.architectures = ["SSPSModel"]
 encoder.config.head_type, encoder.config.momentum_branch = "none", False  # the published model has no heads
 

@@ -177,3 +177,21 @@ def test_demo_corpus_layout_trials_and_channel_bias(backend, tmp_path) -> None:
     first = soundfile.read(files[0])[0]
     second = soundfile.read(tmp_path / "again" / files[0].relative_to(tmp_path))[0]
     np.testing.assert_array_equal(first, second)
+
+
+def test_analyze_embeddings_reports_every_analysis(tmp_path, tiny_wav_rows) -> None:
+    from modeling_ssps import SSPSConfig, SSPSModel
+
+    rows = dict(tiny_wav_rows)
+    rows["speaker_id"] = [f"id{s}" for s in rows["speaker_id"]]
+    rows["video_id"] = ["v0" for _ in rows["video_id"]]  # one session per speaker: both probes have 2 examples per class
+    Dataset.from_dict(rows).save_to_disk(str(tmp_path / "data"))
+    SSPSModel(SSPSConfig(encoder_type="fast_resnet34", resnet_channels=(4, 8, 8, 16), resnet_layers=(1, 1, 1, 1), embedding_dim=16)).save_pretrained(tmp_path / "model")
+    result = script("scripts/analyze_embeddings.py", "--models", str(tmp_path / "model"), "--dataset", str(tmp_path / "data"),
+                    "--output_dir", str(tmp_path / "analysis"))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "analysis" / "analysis.json").read_text())[str(tmp_path / "model")]
+    assert set(report) == {"intra_speaker_cosine", "inter_speaker_cosine", "speaker_probe_accuracy",
+                           "session_probe_accuracy", "nmi_speaker", "nmi_session"}  # fmt: skip
+    assert all(-1.0 <= v <= 1.0 for v in report.values())
+    assert (tmp_path / "analysis" / "similarities.png").exists()

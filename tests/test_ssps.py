@@ -1,7 +1,5 @@
 """SSPS sampling, substitution, clustering and diagnostics against loop oracles (SPEC §7, §17)."""
 
-from dataclasses import replace
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -273,4 +271,3 @@ def test_half_precision_queue() -> None:
     assert ssps.queue.values.dtype == torch.bfloat16
     sampled = ssps.sample(torch.arange(4), torch.Generator().manual_seed(0))
     assert ssps.substitute(torch.zeros(2, 4, 5), sampled).dtype == torch.float32
-    assert replace(args, queue_dtype="float16").queue_dtype == "float16"

@@ -5,17 +5,34 @@ EER / minDCF; optional S-norm / AS-norm against a cohort of unlabelled embedding
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from modeling_ssps import SSPSModel
+from modeling_ssps import SSPSConfig, SSPSForPreTraining, SSPSModel
 
 from .data import audio_length, read_range
 from .methods import eval_mode
 from .metrics import cosine_scores, equal_error_rate, min_dcf
+
+
+def load_evaluated_encoder(folder: str | Path, encoder: str = "auto") -> SSPSModel:
+    """The encoder a saved folder is evaluated with (SPEC §11.2): an `SSPSModel` folder as is;
+    from an `SSPSForPreTraining` folder the student (`"student"`; MoCo's query encoder) or the
+    momentum teacher (`"teacher"`); `"auto"` picks the teacher for DINO."""
+    if encoder not in ("auto", "student", "teacher"):
+        raise ValueError(f"encoder must be 'auto', 'student' or 'teacher', got {encoder!r}")
+    config = SSPSConfig.from_pretrained(folder)
+    if not (config.architectures and "SSPSForPreTraining" in config.architectures):
+        return SSPSModel.from_pretrained(folder)
+    full = SSPSForPreTraining.from_pretrained(folder)
+    teacher = encoder == "teacher" or (encoder == "auto" and config.head_type == "dino")
+    if teacher and full.teacher is None:
+        raise ValueError(f"{folder} has no teacher encoder")
+    return full.teacher if teacher else full.ssps
 
 
 @torch.no_grad()

@@ -37,8 +37,8 @@ def assign(
 ) -> torch.Tensor:
     """argmax_k x_i . c_k for every row of x (n, D), in row chunks; returns (n,) int64.
 
-    `score_dtype=torch.bfloat16` is the optional reduced-precision E-step of SPEC §5 (about 3x
-    faster on CPUs with AMX); its agreement with fp32 is measured in benchmarks/bench_ssps.py.
+    `score_dtype=torch.bfloat16` is the optional reduced-precision E-step of SPEC §5 (about 2x
+    faster on this AMX CPU); its agreement with fp32 is measured in benchmarks/bench_ssps.py.
     """
     chunk = max(1, min(chunk_size or _chunk_rows(centroids.shape[0]), x.shape[0]))
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)

@@ -33,6 +33,7 @@ from .callbacks import (
     SSPSEpochCallback,
     StopAtEpochCallback,
 )
+from .evaluation import embed_rows, score_trials, verification_metrics
 from .methods import build_method, eval_mode, gather_views
 from .schedules import constant, cosine_momentum, dino_paper_lr, step_decay
 from .ssps import SSPS
@@ -288,16 +289,13 @@ class SSLTrainer(Trainer):
         scored with cosine on every process. Bypasses `prediction_step`: SSL batches have no
         labels. Use with `metric_for_best_model="eval_eer"`, `greater_is_better=False`.
         """
-        from .evaluation import embed_rows
-        from .metrics import cosine_scores, equal_error_rate, min_dcf
-
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
         if dataset is None or not self.eval_trials:
             raise ValueError("evaluate() needs an eval_dataset (audio, utt_id) and eval_trials")
         names = list(dataset["utt_id"])
-        position = {name: i for i, name in enumerate(names)}
-        missing = [u for _, a, b in self.eval_trials for u in (a, b) if u not in position]
-        if missing:
+        known = set(names)
+        missing = sorted({u for _, a, b in self.eval_trials for u in (a, b) if u not in known})
+        if missing:  # checked before the embedding pass, not after it
             raise ValueError(f"{len(missing)} trial utterances are not in the eval dataset, e.g. {missing[:5]}")
         encoder = self.method.reference_module(self.accelerator.unwrap_model(self.model))
         device = next(encoder.parameters()).device
@@ -309,15 +307,12 @@ class SSLTrainer(Trainer):
         padded[: share.shape[0]] = share
         everything = dist.gather(padded).cpu().numpy()  # (W * per_rank, D)
         embeddings = everything.reshape(dist.world_size(), per_rank, -1).transpose(1, 0, 2).reshape(-1, share.shape[1])[: len(names)]
-        labels = [int(label) for label, _, _ in self.eval_trials]
-        enroll = [position[a] for _, a, _ in self.eval_trials]
-        test = [position[b] for _, _, b in self.eval_trials]
-        scores = cosine_scores(embeddings, enroll, test)
-        eer, _ = equal_error_rate(scores, labels)
+        scores, labels = score_trials(embeddings, names, self.eval_trials)
+        result = verification_metrics(scores, labels)
         metrics = {
-            f"{metric_key_prefix}_eer": eer,
-            f"{metric_key_prefix}_min_dcf": min_dcf(scores, labels, 0.01)[0],
-            f"{metric_key_prefix}_min_dcf_p05": min_dcf(scores, labels, 0.05)[0],
+            f"{metric_key_prefix}_eer": result["eer_percent"] / 100,
+            f"{metric_key_prefix}_min_dcf": result["min_dcf_0.01"],
+            f"{metric_key_prefix}_min_dcf_p05": result["min_dcf_0.05"],
         }
         self.log(dict(metrics))
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from trainers.kmeans import (
     assign,
+    assign_certified,
     neighbour_table,
     normalized_mutual_info,
     spherical_kmeans,
@@ -33,12 +34,13 @@ def loop_kmeans(x: torch.Tensor, initial: torch.Tensor, iters: int):
     return torch.stack(centroids), torch.tensor(e_step())
 
 
+@pytest.mark.parametrize("precision", ["float32", "certified", "auto"])
 @pytest.mark.parametrize("seed", range(4))
-def test_matches_loop_oracle(seed: int) -> None:
+def test_matches_loop_oracle(seed: int, precision: str) -> None:
     g = torch.Generator().manual_seed(seed)
     x = F.normalize(torch.randn(120, 6, generator=g, dtype=torch.float64), dim=1).float()
     initial = torch.randperm(120, generator=g)[:7]
-    result = spherical_kmeans(x, 7, 5, g, chunk_size=16, initial_rows=initial)
+    result = spherical_kmeans(x, 7, 5, g, chunk_size=16, initial_rows=initial, precision=precision)
     centroids, labels = loop_kmeans(x, initial, 5)
     assert torch.equal(result.assignment, labels)
     torch.testing.assert_close(result.centroids, centroids, atol=1e-5, rtol=1e-5)
@@ -84,6 +86,29 @@ def test_separable_blobs_are_recovered() -> None:
 def test_too_many_clusters_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="num_clusters=11 for 10 filled rows"):
         spherical_kmeans(torch.randn(10, 4), 11, 1, torch.Generator())
+
+
+def test_certified_e_step_is_exact_where_bf16_is_not() -> None:
+    """Rows placed between two centroids with a margin (1e-3) far above fp32 rounding but below
+    bf16's: the plain bf16 E-step gets some wrong, the certified one matches float64 exactly,
+    including duplicated centroids (ties go to the first, as argmax)."""
+    g = torch.Generator().manual_seed(0)
+    c = F.normalize(torch.randn(64, 48, generator=g, dtype=torch.float64), dim=1)
+    c[5] = c[4]  # an exact tie
+    pairs = torch.randint(0, 64, (2000, 2), generator=g)
+    lean = 1e-3 * torch.randn(2000, 1, generator=g, dtype=torch.float64)
+    near_tie = (0.5 + lean) * c[pairs[:, 0]] + (0.5 - lean) * c[pairs[:, 1]]
+    x = F.normalize(torch.cat([near_tie, torch.randn(1000, 48, generator=g, dtype=torch.float64)]), dim=1)
+    truth = (x @ c.T).argmax(1)
+    x32, c32 = x.float(), c.float()
+    assert not torch.equal(assign(x32, c32, score_dtype=torch.bfloat16), truth)  # the case is hard
+    assert torch.equal(assign_certified(x32, c32, chunk_size=257), truth)
+    assert torch.equal(assign_certified(x32, c32), assign(x32, c32))
+
+
+def test_unknown_precision_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="precision must be one of"):
+        spherical_kmeans(torch.randn(10, 4), 2, 1, torch.Generator(), precision="tf32")
 
 
 def test_assign_chunking_is_exact() -> None:

@@ -23,6 +23,9 @@ class KMeansResult(NamedTuple):
     counts: torch.Tensor
 
 
+PRECISIONS = ("float32", "certified", "auto", "bfloat16", "float16")
+
+
 def _chunk_rows(num_clusters: int, budget: int = 1 << 21) -> int:
     """Rows per E-step chunk so that a (rows, K) score block stays cache-sized (~8 MB fp32):
     measured 1.3-1.5x faster than 128 MB blocks on a 2-core CPU (benchmarks/bench_ssps.py)."""
@@ -39,6 +42,7 @@ def assign(
 
     `score_dtype=torch.bfloat16` is the optional reduced-precision E-step of SPEC §5 (about 2x
     faster on this AMX CPU); its agreement with fp32 is measured in benchmarks/bench_ssps.py.
+    For the same speed with fp32 assignments use `assign_certified`.
     """
     chunk = max(1, min(chunk_size or _chunk_rows(centroids.shape[0]), x.shape[0]))
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
@@ -56,6 +60,98 @@ def assign(
     return out
 
 
+class _Screen(NamedTuple):
+    """x rounded to bf16 once per k-means run, with what the error bound needs per row."""
+
+    rows: torch.Tensor  # (n, D) bf16
+    norm: torch.Tensor  # (n,) |x~_i|, fp32
+    residual: torch.Tensor  # (n,) |x_i - x~_i|, fp32
+
+
+def _screen(x: torch.Tensor) -> _Screen:
+    rows = x.to(torch.bfloat16)
+    wide = rows.float()
+    return _Screen(rows, wide.norm(dim=1), (x - wide).norm(dim=1))
+
+
+_BF16_UNIT = 2.0**-8  # unit roundoff of bfloat16 (8 significand bits)
+_FP32_UNIT = 2.0**-24
+
+
+def assign_certified(
+    x: torch.Tensor,
+    centroids: torch.Tensor,
+    chunk_size: int | None = None,
+    screen: _Screen | None = None,
+) -> torch.Tensor:
+    """The fp32 E-step's assignments at about the cost of a bf16 one (SPEC §5, §17.4).
+
+    A bf16 matmul screens every row; a row keeps the bf16 argmax only when a rigorous bound
+    proves it is the exact argmax, and is otherwise recomputed in fp32. For row i with bf16
+    scores s^ (fp32-accumulated, then rounded to bf16), the exact scores s = x . c satisfy
+
+        |s_k - s^_k| <= u'|s^_k| + e_i,  u' = u / (1 - u), u = 2^-8 (bf16 output rounding),
+        e_i = |x~_i| max_k |c_k - c~_k| + |x_i - x~_i| max_k |c_k| + 2 D 2^-24 |x~_i| max_k |c~_k|
+
+    (Cauchy-Schwarz on x . c - x~ . c~ = x~ . (c - c~) + (x - x~) . c, plus the fp32
+    accumulation of D exact bf16 products). If s^_(2) + u'|s^_(2)| + e_i < s^_(1) - u'|s^_(1)| - e_i
+    for the best and second-best bf16 scores, no other centroid can beat the bf16 winner.
+    On k-means data after the first iteration about 2 % of rows fail the test
+    (benchmarks/bench_ssps.py reports the agreement with the plain fp32 E-step).
+    """
+    n, d = x.shape
+    k = centroids.shape[0]
+    if k == 1:
+        return torch.zeros(n, dtype=torch.long, device=x.device)
+    screen = screen or _screen(x)
+    chunk = max(1, min(chunk_size or _chunk_rows(k), n))
+    low = centroids.to(torch.bfloat16)
+    low_t = low.T.contiguous()  # (D, K)
+    c_residual = (centroids - low.float()).norm(dim=1).max()
+    c_norm = centroids.norm(dim=1).max()
+    c_low_norm = low.float().norm(dim=1).max()
+    slack = screen.norm * c_residual + screen.residual * c_norm + 2 * d * _FP32_UNIT * screen.norm * c_low_norm
+    unit = _BF16_UNIT / (1 - _BF16_UNIT)
+    out = torch.empty(n, dtype=torch.long, device=x.device)
+    unsure = torch.empty(n, dtype=torch.bool, device=x.device)
+    scores = torch.empty(chunk, k, dtype=torch.bfloat16, device=x.device)
+    best = torch.empty(chunk, dtype=torch.bfloat16, device=x.device)
+    second = torch.empty(chunk, dtype=torch.bfloat16, device=x.device)
+    second_at = torch.empty(chunk, dtype=torch.long, device=x.device)
+    lanes = torch.arange(chunk, device=x.device)
+    # cuBLAS may reduce bf16 products in reduced precision by default; the bound needs fp32
+    cuda = x.is_cuda
+    previous = torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction if cuda else None
+    if cuda:
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+    try:
+        for start in range(0, n, chunk):
+            m = min(chunk, n - start)
+            block, winner = scores[:m], out[start : start + m]
+            torch.mm(screen.rows[start : start + m], low_t, out=block)
+            torch.max(block, dim=1, out=(best[:m], winner))
+            block[lanes[:m], winner] = float("-inf")  # the runner-up is the max of the rest
+            torch.max(block, dim=1, out=(second[:m], second_at[:m]))
+            top, runner = best[:m].float(), second[:m].float()
+            e = slack[start : start + m]
+            torch.ge(runner + unit * runner.abs() + e, top - unit * top.abs() - e, out=unsure[start : start + m])
+    finally:
+        if cuda:
+            torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = previous
+    redo = torch.nonzero(unsure).squeeze(1)  # one host sync per E-step
+    if redo.numel():
+        out[redo] = assign(x[redo], centroids, chunk_size)
+    return out
+
+
+def _bf16_matmul_is_native(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
 def spherical_kmeans(
     x: torch.Tensor,
     num_clusters: int,
@@ -63,7 +159,7 @@ def spherical_kmeans(
     generator: torch.Generator,
     chunk_size: int | None = None,
     initial_rows: torch.Tensor | None = None,
-    score_dtype: torch.dtype = torch.float32,
+    precision: str = "float32",
 ) -> KMeansResult:
     """Cluster unit-norm rows `x` (n, D) into `num_clusters` by cosine similarity.
 
@@ -71,7 +167,13 @@ def spherical_kmeans(
     (so the assignment is consistent with the returned centroids). Initial centroids are
     `num_clusters` distinct rows drawn with `generator` (which must live on x's device), or
     the given `initial_rows` (K,) (tests compare against a loop oracle with the same start).
-    `score_dtype` is the E-step precision (fp32 default; M-step sums are always fp32).
+    `precision` of the E-step (M-step sums are always fp32):
+      "float32"   plain fp32 matmul + argmax (SPEC §5 default);
+      "certified" bf16 screen with a proven bound, fp32 recompute of the rows it cannot
+                  decide: the fp32 assignments, faster (`assign_certified`);
+      "auto"      "certified" where bf16 matmuls are native (AMX/AVX512-BF16 CPUs, CUDA),
+                  else "float32": the same assignments either way;
+      "bfloat16", "float16"  approximate E-steps (agreement measured in bench_ssps.py).
     """
     n = x.shape[0]
     if not 1 <= num_clusters <= n:
@@ -81,7 +183,17 @@ def spherical_kmeans(
         )
     if num_iters < 0:
         raise ValueError(f"num_iters must be >= 0, got {num_iters!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     x = x.to(torch.float32)
+    if precision == "auto":
+        precision = "certified" if _bf16_matmul_is_native(x.device) else "float32"
+    if precision == "certified":
+        screen = _screen(x)  # rounded once: x does not change between iterations
+        e_step = lambda c: assign_certified(x, c, chunk_size, screen)  # noqa: E731
+    else:
+        dtype = getattr(torch, precision)
+        e_step = lambda c: assign(x, c, chunk_size, dtype)  # noqa: E731
     if initial_rows is None:
         initial = torch.randperm(n, generator=generator, device=generator.device)[:num_clusters]
     elif initial_rows.shape != (num_clusters,):
@@ -90,11 +202,11 @@ def spherical_kmeans(
         initial = initial_rows
     centroids = x[initial.to(x.device)].clone()  # (K, D)
     for _ in range(num_iters):
-        assignment = assign(x, centroids, chunk_size, score_dtype)
+        assignment = e_step(centroids)
         sums = torch.zeros_like(centroids).index_add_(0, assignment, x)  # (K, D)
         counts = torch.bincount(assignment, minlength=num_clusters)
         centroids = torch.where(counts[:, None] > 0, F.normalize(sums, dim=1), centroids)
-    assignment = assign(x, centroids, chunk_size, score_dtype)
+    assignment = e_step(centroids)
     return KMeansResult(centroids, assignment, torch.bincount(assignment, minlength=num_clusters))
 
 

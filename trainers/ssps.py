@@ -44,6 +44,7 @@ Sampling = Literal["kmeans-repr", "knn", "kmeans-centroid"]
 Weighting = Literal["uniform", "exp"]
 KMeansMode = Literal["main", "replicated"]
 QueueDtype = Literal["float32", "float16", "bfloat16"]
+KMeansPrecision = Literal["auto", "float32", "certified", "bfloat16", "float16"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class SSPSArguments:
     kmeans_mode: KMeansMode = "main"
     log_nmi: bool = False
     queue_dtype: QueueDtype = "float32"
-    kmeans_score_dtype: QueueDtype = "float32"
+    kmeans_precision: KMeansPrecision = "auto"
     seed: int = 1717
 
     def __post_init__(self) -> None:
@@ -75,7 +76,7 @@ class SSPSArguments:
             ("weighting", Weighting),
             ("kmeans_mode", KMeansMode),
             ("queue_dtype", QueueDtype),
-            ("kmeans_score_dtype", QueueDtype),
+            ("kmeans_precision", KMeansPrecision),
         ):
             if getattr(self, name) not in get_args(kind):
                 raise ValueError(
@@ -284,7 +285,7 @@ class SSPS(nn.Module):
                 self.args.num_clusters,
                 self.args.kmeans_iters,
                 generator,
-                score_dtype=getattr(torch, self.args.kmeans_score_dtype),
+                precision=self.args.kmeans_precision,
             )
             self.assignment.fill_(-1)
             self.assignment[filled_rows] = result.assignment

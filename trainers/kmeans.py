@@ -26,10 +26,47 @@ class KMeansResult(NamedTuple):
 PRECISIONS = ("float32", "certified", "auto", "bfloat16", "float16")
 
 
-def _chunk_rows(num_clusters: int, budget: int = 1 << 21) -> int:
-    """Rows per E-step chunk so that a (rows, K) score block stays cache-sized (~8 MB fp32):
+def _chunk_rows(num_clusters: int, itemsize: int = 4, budget: int = 8 << 20) -> int:
+    """Rows per E-step chunk so that a (rows, K) score block stays cache-sized (~8 MB):
     measured 1.3-1.5x faster than 128 MB blocks on a 2-core CPU (benchmarks/bench_ssps.py)."""
-    return max(1, budget // max(num_clusters, 1))
+    return max(1, budget // max(num_clusters * itemsize, 1))
+
+
+_LANES = 64  # column groups of the argmax pass (see _best_and_runner_up)
+
+
+def _padded(centroids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(D, Kp) transposed centroids in `dtype`, zero columns up to a multiple of _LANES."""
+    k, d = centroids.shape
+    out = torch.zeros(d, -(-k // _LANES) * _LANES, dtype=dtype, device=centroids.device)
+    out[:, :k] = centroids.T
+    return out
+
+
+def _best_and_runner_up(
+    scores: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row of `scores` (m, Kp), Kp a multiple of _LANES: the max, a column holding it, the
+    runner-up (largest value at any other column; equal to the max when it is tied), and the
+    (m, L) lane maxima (max over columns c with c mod L = lane).
+
+    torch's max-with-indices over long rows is 2-4x slower than a values-only max on CPU (it
+    is not vectorised for bf16, and the E-step was mostly that). So the one full pass is a
+    vectorised max *across* column groups, scores viewed as (m, Kp / L, L): for each of the L
+    lanes, the max over the groups. Everything after that touches (m, L) or (m, Kp / L) values.
+    """
+    m, kp = scores.shape
+    groups = scores.view(m, kp // _LANES, _LANES)  # column = group * L + lane
+    lane_max = torch.amax(groups, dim=1)  # (m, L): the only pass over the whole block
+    top, lane = torch.max(lane_max, dim=1)
+    rows = torch.arange(m, device=scores.device)
+    along = groups[rows, :, lane]  # (m, Kp / L): the winning lane in every group
+    _, group = torch.max(along, dim=1)
+    other_lanes = lane_max.clone()
+    other_lanes[rows, lane] = float("-inf")
+    along[rows, group] = float("-inf")
+    runner = torch.maximum(other_lanes.amax(dim=1), along.amax(dim=1))
+    return top, group * _LANES + lane, runner, lane_max
 
 
 def assign(
@@ -38,25 +75,32 @@ def assign(
     chunk_size: int | None = None,
     score_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """argmax_k x_i . c_k for every row of x (n, D), in row chunks; returns (n,) int64.
+    """argmax_k x_i . c_k for every row of x (n, D), in row chunks; returns (n,) int64, ties
+    to the first maximum (as `torch.argmax`).
 
-    `score_dtype=torch.bfloat16` is the optional reduced-precision E-step of SPEC §5 (about 2x
-    faster on this AMX CPU); its agreement with fp32 is measured in benchmarks/bench_ssps.py.
-    For the same speed with fp32 assignments use `assign_certified`.
+    `score_dtype=torch.bfloat16` is the optional reduced-precision E-step of SPEC §5; its
+    agreement with fp32 is measured in benchmarks/bench_ssps.py. `assign_certified` gives the
+    fp32 assignments at about the bf16 cost.
     """
-    chunk = max(1, min(chunk_size or _chunk_rows(centroids.shape[0]), x.shape[0]))
+    k = centroids.shape[0]
+    chunk = max(1, min(chunk_size or _chunk_rows(k, score_dtype.itemsize), x.shape[0]))
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
-    centroids_t = centroids.T.to(score_dtype).contiguous()  # (D, K)
-    # one score block and one result pair reused by every chunk: a fresh 8 MB block per chunk
-    # costs page faults that measured ~15-30% of the E-step on CPU
-    scores = torch.empty(chunk, centroids.shape[0], dtype=score_dtype, device=x.device)
-    best = torch.empty(chunk, dtype=score_dtype, device=x.device)
+    tied = torch.empty(x.shape[0], dtype=torch.bool, device=x.device)
+    centroids_t = _padded(centroids, score_dtype)  # (D, Kp)
+    # one score block reused by every chunk: a fresh 8 MB block per chunk costs page faults
+    # that measured ~15-30% of the E-step on CPU
+    scores = torch.empty(chunk, centroids_t.shape[1], dtype=score_dtype, device=x.device)
     for start in range(0, x.shape[0], chunk):
-        rows = x[start : start + chunk].to(score_dtype)
-        m = rows.shape[0]
-        torch.mm(rows, centroids_t, out=scores[:m])  # (chunk, K)
-        # max().indices: same first-maximum tie rule as argmax, 2-4x faster on CPU
-        torch.max(scores[:m], dim=1, out=(best[:m], out[start : start + m]))
+        m = min(chunk, x.shape[0] - start)
+        block = scores[:m]
+        torch.mm(x[start : start + m].to(score_dtype), centroids_t, out=block)
+        block[:, k:] = float("-inf")  # the padding columns never win
+        top, best, runner, _ = _best_and_runner_up(block)
+        out[start : start + m] = best
+        torch.ge(runner, top, out=tied[start : start + m])
+    redo = torch.nonzero(tied).squeeze(1)  # exact ties only (duplicated centroids): first max
+    if redo.numel():
+        out[redo] = (x[redo].to(score_dtype) @ centroids.T.to(score_dtype)).argmax(dim=1)
     return out
 
 
@@ -74,8 +118,16 @@ def _screen(x: torch.Tensor) -> _Screen:
     return _Screen(rows, wide.norm(dim=1), (x - wide).norm(dim=1))
 
 
-_BF16_UNIT = 2.0**-8  # unit roundoff of bfloat16 (8 significand bits)
 _FP32_UNIT = 2.0**-24
+
+
+def _half_ulp(value: torch.Tensor) -> torch.Tensor:
+    """Bound on |a - bf16(a)| given the rounded value v = bf16(a) (fp32 tensor of bf16 values):
+    half the bf16 spacing of v's binade, 2^(e - 8) for |v| in [2^e, 2^(e+1)). When a rounded
+    across a binade edge this is the larger binade's, so still a bound. A runner-up of -inf
+    (K = 1) gets a finite bound, so such a row is never unsure."""
+    _, exponent = torch.frexp(value)  # |v| = m 2^exponent, m in [0.5, 1): e = exponent - 1
+    return torch.ldexp(torch.ones_like(value), exponent - 9)
 
 
 def assign_certified(
@@ -87,16 +139,17 @@ def assign_certified(
     """The fp32 E-step's assignments at about the cost of a bf16 one (SPEC §5, §17.4).
 
     A bf16 matmul screens every row; a row keeps the bf16 argmax only when a rigorous bound
-    proves it is the exact argmax, and is otherwise recomputed in fp32. For row i with bf16
+    proves it is the exact argmax, and is otherwise settled by fp32 scores of the few columns
+    the bound cannot rule out (`_settle`). For row i with bf16
     scores s^ (fp32-accumulated, then rounded to bf16), the exact scores s = x . c satisfy
 
-        |s_k - s^_k| <= u'|s^_k| + e_i,  u' = u / (1 - u), u = 2^-8 (bf16 output rounding),
+        |s_k - s^_k| <= h(s^_k) + e_i,  h = half the bf16 spacing at s^_k (output rounding),
         e_i = |x~_i| max_k |c_k - c~_k| + |x_i - x~_i| max_k |c_k| + 2 D 2^-24 |x~_i| max_k |c~_k|
 
     (Cauchy-Schwarz on x . c - x~ . c~ = x~ . (c - c~) + (x - x~) . c, plus the fp32
-    accumulation of D exact bf16 products). If s^_(2) + u'|s^_(2)| + e_i < s^_(1) - u'|s^_(1)| - e_i
+    accumulation of D exact bf16 products). If s^_(2) + h(s^_(2)) + e_i < s^_(1) - h(s^_(1)) - e_i
     for the best and second-best bf16 scores, no other centroid can beat the bf16 winner.
-    On k-means data after the first iteration about 2 % of rows fail the test
+    On the benchmark's k-means data about 7 % of rows are undecided after the first iteration
     (benchmarks/bench_ssps.py reports the agreement with the plain fp32 E-step).
     """
     n, d = x.shape
@@ -104,21 +157,16 @@ def assign_certified(
     if k == 1:
         return torch.zeros(n, dtype=torch.long, device=x.device)
     screen = screen or _screen(x)
-    chunk = max(1, min(chunk_size or _chunk_rows(k), n))
+    chunk = max(1, min(chunk_size or _chunk_rows(k, 2), n))
     low = centroids.to(torch.bfloat16)
-    low_t = low.T.contiguous()  # (D, K)
+    low_t = _padded(centroids, torch.bfloat16)  # (D, Kp)
     c_residual = (centroids - low.float()).norm(dim=1).max()
     c_norm = centroids.norm(dim=1).max()
     c_low_norm = low.float().norm(dim=1).max()
     slack = screen.norm * c_residual + screen.residual * c_norm + 2 * d * _FP32_UNIT * screen.norm * c_low_norm
-    unit = _BF16_UNIT / (1 - _BF16_UNIT)
     out = torch.empty(n, dtype=torch.long, device=x.device)
-    unsure = torch.empty(n, dtype=torch.bool, device=x.device)
-    scores = torch.empty(chunk, k, dtype=torch.bfloat16, device=x.device)
-    best = torch.empty(chunk, dtype=torch.bfloat16, device=x.device)
-    second = torch.empty(chunk, dtype=torch.bfloat16, device=x.device)
-    second_at = torch.empty(chunk, dtype=torch.long, device=x.device)
-    lanes = torch.arange(chunk, device=x.device)
+    full = torch.zeros(n, dtype=torch.bool, device=x.device)  # rows recomputed over all K in fp32
+    scores = torch.empty(chunk, low_t.shape[1], dtype=torch.bfloat16, device=x.device)
     # cuBLAS may reduce bf16 products in reduced precision by default; the bound needs fp32
     cuda = x.is_cuda
     previous = torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction if cuda else None
@@ -127,21 +175,73 @@ def assign_certified(
     try:
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
-            block, winner = scores[:m], out[start : start + m]
+            block = scores[:m]
             torch.mm(screen.rows[start : start + m], low_t, out=block)
-            torch.max(block, dim=1, out=(best[:m], winner))
-            block[lanes[:m], winner] = float("-inf")  # the runner-up is the max of the rest
-            torch.max(block, dim=1, out=(second[:m], second_at[:m]))
-            top, runner = best[:m].float(), second[:m].float()
+            block[:, k:] = float("-inf")
+            top, best, runner, lane_max = _best_and_runner_up(block)
+            out[start : start + m] = best
+            top, runner = top.float(), runner.float()
             e = slack[start : start + m]
-            torch.ge(runner + unit * runner.abs() + e, top - unit * top.abs() - e, out=unsure[start : start + m])
+            unsure = runner + _half_ulp(runner) + e >= top - _half_ulp(top) - e
+            doubt = torch.nonzero(unsure).squeeze(1)  # a few % of rows; one host sync per chunk
+            if doubt.numel():
+                _settle(x, centroids, block, lane_max, start, doubt, top[doubt], e[doubt], out, full)
     finally:
         if cuda:
             torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = previous
-    redo = torch.nonzero(unsure).squeeze(1)  # one host sync per E-step
+    redo = torch.nonzero(full).squeeze(1)
     if redo.numel():
         out[redo] = assign(x[redo], centroids, chunk_size)
     return out
+
+
+_CANDIDATES = 4  # columns a doubtful row is settled from; rows with more go to a full fp32 pass
+
+
+def _settle(
+    x: torch.Tensor,
+    centroids: torch.Tensor,
+    block: torch.Tensor,
+    lane_max: torch.Tensor,
+    start: int,
+    doubt: torch.Tensor,
+    top: torch.Tensor,
+    slack: torch.Tensor,
+    out: torch.Tensor,
+    full: torch.Tensor,
+) -> None:
+    """Exact argmax of the undecided rows `doubt` of a chunk, from their candidate columns only.
+
+    With floor = s^_(1) - 2 h(s^_(1)) - 2 e > 0, any column below the floor has
+    s_k <= s^_k + h(s^_k) + e < s^_(1) - h(s^_(1)) - e <= s_winner (h is monotone on [0, s^_(1)], and
+    negative s^_k give s_k < e < floor); so the argmax is among the columns at or above the
+    floor. They are looked for in the two lanes with the highest maxima only (a third lane whose
+    maximum reaches the floor sends the row to the full pass), and when the top _CANDIDATES
+    values of those two lanes include all of them (typically 2-3), they are scored in fp32 and
+    the first maximum is taken. Other rows (more candidates, or floor <= 0: no useful bound)
+    are flagged in `full` for an fp32 pass over all K. Nothing here reads a whole row.
+    """
+    m, kp = block.shape
+    groups = block.view(m, kp // _LANES, _LANES)
+    floor = top - 2 * _half_ulp(top) - 2 * slack
+    lane_values, lanes = lane_max[doubt].topk(3, dim=1)  # (u, 3)
+    settled = (floor > 0) & (lane_values[:, 2].float() < floor)
+    two = lanes[:, :2]  # (u, 2)
+    values = groups[doubt[:, None], :, two].flatten(1)  # (u, 2 * Kp / L): lane j, group g at j * G + g
+    r = min(_CANDIDATES, values.shape[1])
+    top_values, where = values.topk(r, dim=1)
+    candidate = top_values.float() >= floor[:, None]
+    if r < values.shape[1]:
+        settled &= ~candidate[:, -1]  # the r-th is below the floor: every candidate is among the r
+    lane = torch.gather(two, 1, where // groups.shape[1])
+    columns = (where % groups.shape[1]) * _LANES + lane  # (u, r)
+    full[start + doubt[~settled]] = True
+    rows, columns, candidate = doubt[settled], columns[settled], candidate[settled]
+    exact = torch.einsum("ud,urd->ur", x[start + rows], centroids[columns])  # fp32 dots
+    exact = exact.masked_fill(~candidate, float("-inf"))
+    best = exact.amax(dim=1, keepdim=True)
+    first = torch.where(exact == best, columns, centroids.shape[0]).amin(dim=1)  # ties: first column
+    out[start + rows] = first
 
 
 def _bf16_matmul_is_native(device: torch.device) -> bool:

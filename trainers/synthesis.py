@@ -1,7 +1,8 @@
 """Synthetic speakers and recording channels for the embedded demo corpus and the tests.
 
 A speaker is a source-filter voice: a glottal pulse train (speaker F0, jitter, shimmer, spectral
-tilt) through vowel formant resonators scaled by the speaker's vocal-tract length, with unvoiced
+tilt) through vowel formant resonators scaled by the speaker's vocal-tract length and shaped
+by per-formant offsets and a bandwidth scale of the speaker's own, with unvoiced
 fricative bursts and pauses at the speaker's rate. A session ("video") is a recording channel
 shared by all of its utterances: a simulated room impulse response (image method via
 pyroomacoustics when installed, else an exponentially decaying noise tail), a band-limiting
@@ -41,6 +42,8 @@ class Voice:
     rate: float  # syllables per second
     breathiness: float  # aspiration noise level
     vowel_bias: tuple[float, ...]  # speaker-specific preference over vowels (idiolect)
+    formant_shift: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # per-formant scale (F1-F4): vowel-space shape
+    bandwidth: float = 1.0  # formant bandwidth scale (damping of the tract)
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,15 @@ def random_voice(rng: np.random.Generator) -> Voice:
     f0 = rng.uniform(165, 255) if female else rng.uniform(85, 155)
     tract = rng.uniform(1.08, 1.25) if female else rng.uniform(0.88, 1.06)
     bias = rng.dirichlet(np.full(len(VOWELS), 2.0))
+    # real speakers differ in the shape of their vowel space, not only in its overall scale:
+    # each formant gets its own speaker offset (about +-10 %), and the tract its own damping
+    shift = rng.uniform(0.9, 1.1, size=4)
     return Voice(
         f0=float(f0), vocal_tract=float(tract), tilt=float(rng.uniform(0.90, 0.985)),
         jitter=float(rng.uniform(0.003, 0.02)), shimmer=float(rng.uniform(0.02, 0.12)),
         rate=float(rng.uniform(3.0, 5.5)), breathiness=float(rng.uniform(0.0, 0.08)),
-        vowel_bias=tuple(float(b) for b in bias),
+        vowel_bias=tuple(float(b) for b in bias), formant_shift=tuple(float(v) for v in shift),
+        bandwidth=float(rng.uniform(0.6, 1.6)),
     )  # fmt: skip
 
 
@@ -126,9 +133,9 @@ def _syllable(voice: Voice, vowel: np.ndarray, n: int, f0_start: float, f0_end: 
     source = signal.lfilter([1.0 - voice.tilt], [1.0, -voice.tilt], pulses)  # spectral tilt
     source += voice.breathiness * rng.standard_normal(n) * np.abs(source).max()
     out = source
-    formants = vowel * voice.vocal_tract
-    for k, frequency in enumerate(np.append(formants, 3500 * voice.vocal_tract)):
-        b, a = _resonator(min(frequency, 7600.0), 60.0 + 40.0 * k)
+    formants = np.append(vowel, 3500.0) * voice.vocal_tract * np.asarray(voice.formant_shift)
+    for k, frequency in enumerate(formants):
+        b, a = _resonator(min(frequency, 7600.0), (60.0 + 40.0 * k) * voice.bandwidth)
         out = signal.lfilter(b, a, out)
     envelope = np.sin(np.linspace(0, np.pi, n)) ** 0.5
     return out * envelope

@@ -46,7 +46,7 @@ from trainers.synthesis import (
 PRESETS = {
     # speakers, sessions per speaker, utterances per session, seconds (min, max)
     "tiny": {"train": (8, 2, 3), "test": (4, 2, 3), "seconds": (1.5, 3.0)},
-    "demo": {"train": (60, 4, 6), "test": (16, 3, 4), "seconds": (3.0, 6.0)},
+    "demo": {"train": (60, 4, 6), "test": (40, 3, 4), "seconds": (3.0, 6.0)},
 }
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)

@@ -9,7 +9,7 @@ samples, no host round trip inside an iteration.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,8 @@ class KMeansResult(NamedTuple):
     counts: torch.Tensor
 
 
-PRECISIONS = ("float32", "certified", "auto", "bfloat16", "float16")
+Precision = Literal["float32", "certified", "auto", "bfloat16", "float16"]
+PRECISIONS = get_args(Precision)
 
 
 def _chunk_rows(num_clusters: int, itemsize: int = 4, budget: int = 8 << 20) -> int:
@@ -35,10 +36,10 @@ def _chunk_rows(num_clusters: int, itemsize: int = 4, budget: int = 8 << 20) -> 
 _LANES = 64  # column groups of the argmax pass (see _best_and_runner_up)
 
 
-def _padded(centroids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(D, Kp) transposed centroids in `dtype`, zero columns up to a multiple of _LANES."""
+def _padded(centroids: torch.Tensor) -> torch.Tensor:
+    """(D, Kp) transposed centroids, zero columns up to a multiple of _LANES."""
     k, d = centroids.shape
-    out = torch.zeros(d, -(-k // _LANES) * _LANES, dtype=dtype, device=centroids.device)
+    out = torch.zeros(d, -(-k // _LANES) * _LANES, dtype=centroids.dtype, device=centroids.device)
     out[:, :k] = centroids.T
     return out
 
@@ -50,10 +51,12 @@ def _best_and_runner_up(
     runner-up (largest value at any other column; equal to the max when it is tied), and the
     (m, L) lane maxima (max over columns c with c mod L = lane).
 
-    torch's max-with-indices over long rows is 2-4x slower than a values-only max on CPU (it
-    is not vectorised for bf16, and the E-step was mostly that). So the one full pass is a
-    vectorised max *across* column groups, scores viewed as (m, Kp / L, L): for each of the L
-    lanes, the max over the groups. Everything after that touches (m, L) or (m, Kp / L) values.
+    The certified E-step needs the runner-up too. With torch's max-with-indices that is two
+    passes over the block (max, mask the winner, max again); on bf16 one such pass costs about
+    as much as this whole function (~15 ms per 20k x 2k block on this CPU), because it is not
+    vectorised while a values-only max is. So the one full pass here is a vectorised max
+    *across* column groups, scores viewed as (m, Kp / L, L): for each of the L lanes, the max
+    over the groups. Everything after that touches (m, L) or (m, Kp / L) values.
     """
     m, kp = scores.shape
     groups = scores.view(m, kp // _LANES, _LANES)  # column = group * L + lane
@@ -80,34 +83,21 @@ def assign(
 
     `score_dtype=torch.bfloat16` is the optional reduced-precision E-step of SPEC §5; its
     agreement with fp32 is measured in benchmarks/bench_ssps.py. `assign_certified` gives the
-    fp32 assignments at about the bf16 cost.
+    fp32 assignments at about 1.3x the bf16 cost.
     """
     k = centroids.shape[0]
     chunk = max(1, min(chunk_size or _chunk_rows(k, score_dtype.itemsize), x.shape[0]))
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
-    tied = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    # torch's max-with-indices is vectorised for fp32 on CPU but not for bf16/fp16, where the
-    # lane-wise pass of _best_and_runner_up is 2x faster (measured, benchmarks/bench_ssps.py)
-    vectorised_max = score_dtype == torch.float32
-    top_buffer = torch.empty(chunk, dtype=score_dtype, device=x.device)
-    centroids_t = _padded(centroids, score_dtype)  # (D, Kp)
-    # one score block reused by every chunk: a fresh 8 MB block per chunk costs page faults
-    # that measured ~15-30% of the E-step on CPU
-    scores = torch.empty(chunk, centroids_t.shape[1], dtype=score_dtype, device=x.device)
+    centroids_t = centroids.T.to(score_dtype).contiguous()  # (D, K)
+    # one score block and one result pair reused by every chunk: a fresh 8 MB block per chunk
+    # costs page faults that measured ~15-30% of the E-step on CPU
+    scores = torch.empty(chunk, k, dtype=score_dtype, device=x.device)
+    best = torch.empty(chunk, dtype=score_dtype, device=x.device)
     for start in range(0, x.shape[0], chunk):
         m = min(chunk, x.shape[0] - start)
-        block = scores[:m]
-        torch.mm(x[start : start + m].to(score_dtype), centroids_t, out=block)
-        block[:, k:] = float("-inf")  # the padding columns never win
-        if vectorised_max:  # fp32: max-with-indices, first-maximum tie rule as argmax
-            torch.max(block, dim=1, out=(top_buffer[:m], out[start : start + m]))
-            continue
-        top, best, runner, _ = _best_and_runner_up(block)
-        out[start : start + m] = best
-        torch.ge(runner, top, out=tied[start : start + m])
-    redo = torch.nonzero(tied).squeeze(1)  # exact ties only (duplicated centroids): first max
-    if not vectorised_max and redo.numel():
-        out[redo] = (x[redo].to(score_dtype) @ centroids.T.to(score_dtype)).argmax(dim=1)
+        torch.mm(x[start : start + m].to(score_dtype), centroids_t, out=scores[:m])
+        # max().indices: same first-maximum tie rule as argmax, 2-4x faster on CPU
+        torch.max(scores[:m], dim=1, out=(best[:m], out[start : start + m]))
     return out
 
 
@@ -131,8 +121,7 @@ _FP32_UNIT = 2.0**-24
 def _half_ulp(value: torch.Tensor) -> torch.Tensor:
     """Bound on |a - bf16(a)| given the rounded value v = bf16(a) (fp32 tensor of bf16 values):
     half the bf16 spacing of v's binade, 2^(e - 8) for |v| in [2^e, 2^(e+1)). When a rounded
-    across a binade edge this is the larger binade's, so still a bound. A runner-up of -inf
-    (K = 1) gets a finite bound, so such a row is never unsure."""
+    across a binade edge this is the larger binade's, so still a bound."""
     _, exponent = torch.frexp(value)  # |v| = m 2^exponent, m in [0.5, 1): e = exponent - 1
     return torch.ldexp(torch.ones_like(value), exponent - 9)
 
@@ -156,8 +145,9 @@ def assign_certified(
     (Cauchy-Schwarz on x . c - x~ . c~ = x~ . (c - c~) + (x - x~) . c, plus the fp32
     accumulation of D exact bf16 products). If s^_(2) + h(s^_(2)) + e_i < s^_(1) - h(s^_(1)) - e_i
     for the best and second-best bf16 scores, no other centroid can beat the bf16 winner.
-    On the benchmark's k-means data about 7 % of rows are undecided after the first iteration
-    (benchmarks/bench_ssps.py reports the agreement with the plain fp32 E-step).
+    On the benchmark's data about 7 % of rows are undecided at N=20k, K=2k and about a third at
+    N=100k, K=5k (4 clusters per true blob); benchmarks/bench_ssps.py reports the agreement
+    with the plain fp32 E-step.
     """
     n, d = x.shape
     k = centroids.shape[0]
@@ -166,7 +156,7 @@ def assign_certified(
     screen = screen or _screen(x)
     chunk = max(1, min(chunk_size or _chunk_rows(k, 2), n))
     low = centroids.to(torch.bfloat16)
-    low_t = _padded(centroids, torch.bfloat16)  # (D, Kp)
+    low_t = _padded(low)  # (D, Kp)
     c_residual = (centroids - low.float()).norm(dim=1).max()
     c_norm = centroids.norm(dim=1).max()
     c_low_norm = low.float().norm(dim=1).max()
@@ -266,7 +256,7 @@ def spherical_kmeans(
     generator: torch.Generator,
     chunk_size: int | None = None,
     initial_rows: torch.Tensor | None = None,
-    precision: str = "float32",
+    precision: Precision = "float32",
 ) -> KMeansResult:
     """Cluster unit-norm rows `x` (n, D) into `num_clusters` by cosine similarity.
 
@@ -276,7 +266,7 @@ def spherical_kmeans(
     the given `initial_rows` (K,) (tests compare against a loop oracle with the same start).
     `precision` of the E-step (M-step sums are always fp32):
       "float32"   plain fp32 matmul + argmax (SPEC §5 default);
-      "certified" bf16 screen with a proven bound, fp32 recompute of the rows it cannot
+      "certified" bf16 screen with a proven bound, fp32 scores for the rows it cannot
                   decide: the fp32 assignments, faster (`assign_certified`);
       "auto"      "certified" where bf16 matmuls are native (AMX/AVX512-BF16 CPUs, CUDA),
                   else "float32": the same assignments either way;

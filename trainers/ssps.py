@@ -37,14 +37,13 @@ import torch.distributed as torch_dist
 import torch.nn.functional as F
 from torch import nn
 
-from .kmeans import neighbour_table, normalized_mutual_info, spherical_kmeans
+from .kmeans import Precision, neighbour_table, normalized_mutual_info, spherical_kmeans
 from .memory import IndexedTable, RingQueue
 
 Sampling = Literal["kmeans-repr", "knn", "kmeans-centroid"]
 Weighting = Literal["uniform", "exp"]
 KMeansMode = Literal["main", "replicated"]
 QueueDtype = Literal["float32", "float16", "bfloat16"]
-KMeansPrecision = Literal["auto", "float32", "certified", "bfloat16", "float16"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class SSPSArguments:
     kmeans_mode: KMeansMode = "main"
     log_nmi: bool = False
     queue_dtype: QueueDtype = "float32"
-    kmeans_precision: KMeansPrecision = "auto"
+    kmeans_precision: Precision = "auto"
     seed: int = 1717
 
     def __post_init__(self) -> None:
@@ -76,7 +75,7 @@ class SSPSArguments:
             ("weighting", Weighting),
             ("kmeans_mode", KMeansMode),
             ("queue_dtype", QueueDtype),
-            ("kmeans_precision", KMeansPrecision),
+            ("kmeans_precision", Precision),
         ):
             if getattr(self, name) not in get_args(kind):
                 raise ValueError(

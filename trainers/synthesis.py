@@ -42,8 +42,8 @@ class Voice:
     rate: float  # syllables per second
     breathiness: float  # aspiration noise level
     vowel_bias: tuple[float, ...]  # speaker-specific preference over vowels (idiolect)
-    formant_shift: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # per-formant scale (F1-F4): vowel-space shape
-    bandwidth: float = 1.0  # formant bandwidth scale (damping of the tract)
+    formant_shift: tuple[float, ...]  # per-formant scale (F1-F4): vowel-space shape
+    bandwidth: float  # formant bandwidth scale (damping of the tract)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ class SSLTrainingArguments(TrainingArguments):
     ssps_kmeans_mode: str = field(default="main", metadata={"help": "main (rank 0 + broadcast) or replicated."})
     ssps_log_nmi: bool = field(default=False, metadata={"help": "Log k-means NMI vs speaker/video labels each epoch."})
     ssps_queue_dtype: str = field(default="float32", metadata={"help": "Positive-queue storage: float32 (paper) or float16/bfloat16 (saves memory; a deviation)."})
-    ssps_kmeans_precision: str = field(default="auto", metadata={"help": "k-means E-step: auto (certified where bf16 matmuls are native, else float32; same assignments), float32 (plain), certified (bf16 screen with a proven bound + fp32 recompute: fp32 assignments), bfloat16/float16 (approximate)."})
+    ssps_kmeans_precision: str = field(default="auto", metadata={"help": "k-means E-step: auto (certified where bf16 matmuls are native, else float32; same assignments), float32 (plain), certified (bf16 screen with a proven bound, fp32 scores for undecided rows: fp32 assignments), bfloat16/float16 (approximate)."})
     ssps_reference_seconds: float = field(default=4.0, metadata={"help": "Clean reference crop length (4 s)."})
 
     def __post_init__(self) -> None:

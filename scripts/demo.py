@@ -5,11 +5,14 @@
 1. synthesise the demo corpus (VoxCeleb layout, per-session channels) and augmentation sets
 2. prepare 🤗 datasets (Arrow + parquet) with prepare_voxceleb.py
 3. train a SimCLR base model (configs/demo/simclr.json)
-4. fill the SSPS stores on the base checkpoint (fill_ssps_queues.py, the published recipe)
-5. continue the base for the same number of epochs twice: without SSPS (baseline) and with SSPS
-6. average the last checkpoints of each, evaluate both on the cross-session trial list
-7. print a table (EER, minDCF, pseudo-positive same-speaker / same-session rates, coverage)
-8. write a Hub-ready model folder of the SSPS encoder (weights, config, extractor, code)
+4. diagnose the bootstrap without labels (diagnose_ssps.py) and print the verdict: will SSPS help?
+5. fill the SSPS stores on the base checkpoint (fill_ssps_queues.py, the published recipe)
+6. continue the base for the same number of epochs three times: without SSPS (baseline), with
+   the robust SSPS setting (configs/demo/simclr_ssps.json: agreement gate) and with the paper's
+   SSPS (configs/demo/simclr_ssps_paper.json)
+7. average the last checkpoints of each, evaluate them on the cross-session trial list
+8. print a table (EER, minDCF, pseudo-positive same-speaker / same-session rates, coverage)
+9. write a Hub-ready model folder of the robust SSPS encoder (weights, config, extractor, code)
 
 Every step is one of the documented CLIs run as a subprocess, and every step is skipped when
 its output exists, so an interrupted demo continues where it stopped (training resumes from the
@@ -39,6 +42,8 @@ parser.add_argument("--quick", action="store_true", help="Tiny corpus, a few epo
 parser.add_argument("--average_last", type=int, default=None, help="Checkpoints averaged (default 5; quick 2).")
 parser.add_argument("--backend", choices=["synth", "tts"], default="synth",
                     help="Demo voices: synth (numpy source-filter, the measured default) or tts (espeak-ng variants).")
+parser.add_argument("--corpus_seed", type=int, default=1717, help="Seed of the synthetic corpus (other seeds: other voices and rooms).")
+parser.add_argument("--seed", type=int, default=1717, help="Training seed of every run (model init, crops, augmentation, SSPS draws).")
 args = parser.parse_args()
 out = args.output_dir
 start = time.perf_counter()
@@ -67,14 +72,16 @@ def last_checkpoint(run_dir: Path) -> Path:
 # 1-2. data
 corpus, augment, prepared = out / "corpus", out / "augment", out / "prepared"
 if not (corpus / "corpus.json").exists():
-    run("scripts/make_demo_corpus.py", "--output_dir", str(corpus), "--preset", preset, "--backend", args.backend)
+    run("scripts/make_demo_corpus.py", "--output_dir", str(corpus), "--preset", preset, "--backend", args.backend,
+        "--seed", str(args.corpus_seed))  # fmt: skip
 if not (augment / "rirs").exists():
     run("scripts/make_augmentation_sets.py", "--output_dir", str(augment), "--files", "8" if args.quick else "20")
 if not (prepared / "report.json").exists():
     run("scripts/prepare_voxceleb.py", "--train_root", str(corpus / "train" / "wav"), "--test_root", str(corpus / "test" / "wav"),
         "--trials", str(corpus / "test" / "trials_cross_session.txt"), str(corpus / "test" / "trials_same_session.txt"),
         "--output_dir", str(prepared), "--parquet_shards", "2")  # fmt: skip
-data = ["--dataset", str(prepared / "train"), "--musan_dir", str(augment / "musan"), "--rir_dir", str(augment / "rirs")]
+data = ["--dataset", str(prepared / "train"), "--musan_dir", str(augment / "musan"), "--rir_dir", str(augment / "rirs"),
+        "--seed", str(args.seed)]  # fmt: skip
 
 # 3. base SSL
 base = out / "base"
@@ -83,13 +90,19 @@ if not (base / "final").exists():
         "--num_train_epochs", str(base_epochs), *overrides)  # fmt: skip
 base_checkpoint = last_checkpoint(base)
 
-# 4. filling pass on the base checkpoint (the stores the SSPS continuation starts with)
+# 4. label-free diagnostic of the bootstrap: the verdict before any SSPS continuation
 ssps_settings = json.loads((REPO / "configs/demo/simclr_ssps.json").read_text())
-ssps_flags = ["--ssps", "--ssps_start_epoch", str(base_epochs)]
-if args.quick:
-    ssps_flags += ["--ssps_num_clusters", "6", "--ssps_queue_size", "8"]
-else:
-    ssps_flags += ["--ssps_num_clusters", str(ssps_settings["ssps_num_clusters"]), "--ssps_queue_size", str(ssps_settings["ssps_queue_size"])]
+clusters, queue = ("6", "8") if args.quick else (str(ssps_settings["ssps_num_clusters"]), str(ssps_settings["ssps_queue_size"]))
+diagnosis = out / "diagnosis.json"
+if not diagnosis.exists():
+    run("scripts/diagnose_ssps.py", "--checkpoint", str(base_checkpoint), "--dataset", str(prepared / "train"),
+        "--ssps_num_clusters", clusters, "--ssps_neighbour_clusters", str(ssps_settings["ssps_neighbour_clusters"]),
+        "--seed", str(args.seed), "--output", str(diagnosis))  # fmt: skip
+diagnosed = json.loads(diagnosis.read_text())["rows"][-1]
+print(f"bootstrap diagnostic: seed agreement {diagnosed['seed_agreement']:.3f} -> SSPS {diagnosed['verdict']}", flush=True)
+
+# 5. filling pass on the base checkpoint (the stores the SSPS continuations start with)
+ssps_flags = ["--ssps", "--ssps_start_epoch", str(base_epochs), "--ssps_num_clusters", clusters, "--ssps_queue_size", queue]
 state = base_checkpoint / "ssl_state.safetensors"
 has_ssps = False
 if state.exists():
@@ -99,11 +112,17 @@ if state.exists():
         has_ssps = any(k.startswith("ssps.") for k in f.keys())
 if not has_ssps:
     run("scripts/fill_ssps_queues.py", "--checkpoint", str(base_checkpoint), "--dataset", str(prepared / "train"),
-        "--method", "simclr", "--output_dir", str(out / "fill"), "--use_cpu", "--report_to", "none", *ssps_flags)  # fmt: skip
+        "--method", "simclr", "--output_dir", str(out / "fill"), "--use_cpu", "--report_to", "none", "--seed", str(args.seed),
+        *ssps_flags)  # fmt: skip
 
-# 5. equal-epoch continuations
+# 6. equal-epoch continuations
+RUNS = {  # name: (recipe, extra flags, table label)
+    "baseline": ("configs/demo/simclr_baseline.json", [], "SimCLR baseline"),
+    "ssps": ("configs/demo/simclr_ssps.json", ssps_flags, "SimCLR + SSPS, robust (agreement gate)"),
+    "ssps_paper": ("configs/demo/simclr_ssps_paper.json", ssps_flags, "SimCLR + SSPS, paper"),
+}
 total_epochs = str(base_epochs + extra_epochs)
-for name, recipe, extra in (("baseline", "configs/demo/simclr_baseline.json", []), ("ssps", "configs/demo/simclr_ssps.json", ssps_flags)):
+for name, (recipe, extra, _) in RUNS.items():
     run_dir = out / name
     if (run_dir / "final").exists():
         continue
@@ -111,37 +130,39 @@ for name, recipe, extra in (("baseline", "configs/demo/simclr_baseline.json", []
     run("scripts/train.py", "--recipe", recipe, *data, "--output_dir", str(run_dir), "--num_train_epochs", total_epochs,
         *resume, *extra, *overrides)  # fmt: skip
 
-# 6. average and evaluate
+# 7. average and evaluate
 results = {}
-for name in ("baseline", "ssps"):
+for name in RUNS:
     averaged = out / name / "averaged"
     if not (averaged / "model.safetensors").exists():
         run("scripts/average_checkpoints.py", "--run_dir", str(out / name), "--last", str(average), "--output_dir", str(averaged))
-    run("scripts/evaluate_sv.py", "--model", str(averaged), "--test_dataset", str(prepared / "test"),
-        "--trials", str(prepared / "trials" / "trials_cross_session.txt"), str(prepared / "trials" / "trials_same_session.txt"))  # fmt: skip
+    if not (averaged / "eval" / "report.json").exists():
+        run("scripts/evaluate_sv.py", "--model", str(averaged), "--test_dataset", str(prepared / "test"),
+            "--trials", str(prepared / "trials" / "trials_cross_session.txt"), str(prepared / "trials" / "trials_same_session.txt"))  # fmt: skip
     report = json.loads((averaged / "eval" / "report.json").read_text())
     history = json.loads((last_checkpoint(out / name) / "trainer_state.json").read_text())["log_history"]
     diagnostics = {}
-    for key in ("ssps/coverage", "ssps/same_speaker_rate", "ssps/same_video_rate"):
+    for key in ("ssps/coverage", "ssps/same_speaker_rate", "ssps/same_video_rate", "ssps/seed_agreement"):
         values = [h[key] for h in history if key in h and h[key] == h[key]]
         diagnostics[key] = float(np.mean(values)) if values else None
     results[name] = {"cross": report["lists"]["trials_cross_session.txt"], "same": report["lists"]["trials_same_session.txt"], **diagnostics}
 
-# 7. table
+# 8. table
 corpus_report = json.loads((corpus / "corpus.json").read_text())
 speakers = corpus_report["train_speakers"]
 print(f"\nDemo ({preset} corpus, {corpus_report['train_utterances']} training utterances, {speakers} speakers; "
-      f"SimCLR base {base_epochs} epochs, then +{extra_epochs} epochs each)\n")  # fmt: skip
+      f"SimCLR base {base_epochs} epochs, then +{extra_epochs} epochs each; seed {args.seed})\n")  # fmt: skip
+print(f"Bootstrap diagnostic (label-free): seed agreement {diagnosed['seed_agreement']:.3f}, verdict: SSPS {diagnosed['verdict']}\n")
 print("| model | cross-session EER (%) | minDCF 0.01 | minDCF 0.05 | same-session EER (%) | pseudo-pos. same speaker | pseudo-pos. same session | coverage |")
 print("|---|---|---|---|---|---|---|---|")
 fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
 for name, r in results.items():
-    print(f"| SimCLR {'+ SSPS' if name == 'ssps' else 'baseline'} | {r['cross']['eer_percent']:.2f} | {r['cross']['min_dcf_0.01']:.4f} | "
+    print(f"| {RUNS[name][2]} | {r['cross']['eer_percent']:.2f} | {r['cross']['min_dcf_0.01']:.4f} | "
           f"{r['cross']['min_dcf_0.05']:.4f} | {r['same']['eer_percent']:.2f} | {fmt(r['ssps/same_speaker_rate'])} | "
           f"{fmt(r['ssps/same_video_rate'])} | {fmt(r['ssps/coverage'])} |")  # fmt: skip
 print(f"| chance rate for a random other utterance | | | | | {1 / speakers:.3f} | | |")
 
-# 8. Hub-ready folder of the SSPS encoder (student of the averaged SSPS model)
+# 9. Hub-ready folder of the robust SSPS encoder (student of the averaged SSPS model)
 folder = out / "model"
 full = SSPSForPreTraining.from_pretrained(out / "ssps" / "averaged")
 encoder = SSPSModel(full.config)
@@ -154,6 +175,7 @@ pipeline("speaker-verification", model=encoder.eval(), feature_extractor=extract
 (folder / "eval_results.json").write_text(json.dumps(results["ssps"], indent=2))
 with torch.no_grad():  # the folder loads and embeds
     check = SSPSModel.from_pretrained(folder).eval()(input_values=torch.zeros(1, 16000)).embeddings
-(out / "summary.json").write_text(json.dumps({"results": results, "minutes": (time.perf_counter() - start) / 60}, indent=2))
+(out / "summary.json").write_text(json.dumps({"results": results, "diagnosis": diagnosed, "seed": args.seed,
+                                               "minutes": (time.perf_counter() - start) / 60}, indent=2))  # fmt: skip
 print(f"\nHub-ready folder: {folder} ({', '.join(sorted(p.name for p in folder.iterdir()))}); "
       f"embedding size {check.shape[-1]}; wall time {(time.perf_counter() - start) / 60:.1f} min")

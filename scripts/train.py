@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import load_dataset, load_from_disk
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_ssps import SSPSConfig, SSPSFeatureExtractor, SSPSForPreTraining
@@ -82,6 +82,8 @@ elif known.recipe:
     raise SystemExit(f"recipe {recipe_path} does not exist")
 model_args, data_args, training = parser.parse_args_into_dataclasses(args=argv)
 print(f"recipe: {recipe_path if recipe_path.exists() else 'none'}", file=sys.stderr)
+# seed before anything random is built (model init, heads, MoCo queues): same command, same run
+set_seed(training.seed)
 
 # 2. data
 if data_args.streaming:

@@ -131,7 +131,7 @@ def test_substitute_returns_a_new_tensor() -> None:
     positives = torch.randn(2, 6, 5)
     before = positives.clone()
     valid = torch.tensor([True, False, True, False, True, True])
-    sampled = SampledPositives(torch.tensor([0, 1, 2, 3, 4, 5]), valid, valid, valid.long())
+    sampled = SampledPositives(torch.tensor([0, 1, 2, 3, 4, 5]), valid, valid, valid.long(), valid)
     used = ssps.substitute(positives, sampled)
     assert torch.equal(positives, before)
     assert torch.equal(used[:, ~valid], positives[:, ~valid])

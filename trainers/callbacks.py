@@ -15,7 +15,11 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.utils import logging
 
+from .ssps_diagnostics import MIN_SEED_AGREEMENT
+
+logger = logging.get_logger(__name__)
 SSL_STATE_NAME = "ssl_state.safetensors"
 
 
@@ -105,7 +109,15 @@ class SSPSEpochCallback(TrainerCallback):
         self.checked_since_start = True
         epoch = epoch_of(state, self.steps_per_epoch)
         if self.ssps.active(epoch) and int(self.ssps.clustered_epoch) != epoch:
-            self.log(self.ssps.refresh(epoch))
+            stats = self.ssps.refresh(epoch)
+            agreement = stats.get("ssps/seed_agreement", float("nan"))
+            if agreement < MIN_SEED_AGREEMENT and self.ssps.args.gate == "none":
+                logger.warning(
+                    f"SSPS epoch {epoch}: only {agreement:.0%} of pseudo-positive pairs agree across two "
+                    f"k-means starts (< {MIN_SEED_AGREEMENT:.0%}): the bootstrap is weak and the paper's SSPS "
+                    "is likely to make the encoder worse; use --ssps_gate agreement (docs/ssps_robustness.md)"
+                )
+            self.log(stats)
 
 
 class CollatorEpochCallback(TrainerCallback):

@@ -256,7 +256,7 @@ class SSLTrainer(Trainer):
         if self.ssps is not None:
             section = {k[5:]: v for k, v in tensors.items() if k.startswith("ssps.")}
             if section:
-                self.ssps.load_state_dict(section, strict=True)
+                self.ssps.load_stores(section)
             else:
                 step = int(Path(checkpoint).name.split("-")[-1]) if "-" in Path(checkpoint).name else 0
                 if self.ssps.collecting(step // self.steps_per_epoch):

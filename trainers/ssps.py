@@ -37,13 +37,15 @@ import torch.distributed as torch_dist
 import torch.nn.functional as F
 from torch import nn
 
-from .kmeans import Precision, neighbour_table, normalized_mutual_info, spherical_kmeans
+from .kmeans import KMeansResult, Precision, neighbour_table, normalized_mutual_info, spherical_kmeans
 from .memory import IndexedTable, RingQueue
+from .ssps_diagnostics import draw_pool_partners, relation_holds
 
 Sampling = Literal["kmeans-repr", "knn", "kmeans-centroid"]
 Weighting = Literal["uniform", "exp"]
 KMeansMode = Literal["main", "replicated"]
 QueueDtype = Literal["float32", "float16", "bfloat16"]
+Gate = Literal["none", "agreement"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class SSPSArguments:
     log_nmi: bool = False
     queue_dtype: QueueDtype = "float32"
     kmeans_precision: Precision = "auto"
+    gate: Gate = "none"
     seed: int = 1717
 
     def __post_init__(self) -> None:
@@ -76,6 +79,7 @@ class SSPSArguments:
             ("kmeans_mode", KMeansMode),
             ("queue_dtype", QueueDtype),
             ("kmeans_precision", Precision),
+            ("gate", Gate),
         ):
             if getattr(self, name) not in get_args(kind):
                 raise ValueError(
@@ -117,6 +121,11 @@ class SSPSArguments:
                     "SSPSArguments.neighbour_clusters must be in [0, num_clusters - 1], got "
                     f"{self.neighbour_clusters!r} with num_clusters={self.num_clusters!r}"
                 )
+        if self.gate != "none" and self.sampling != "kmeans-repr":
+            raise ValueError(
+                f"SSPSArguments.gate={self.gate!r} checks a queued partner against a second "
+                f"clustering: it needs sampling='kmeans-repr', got {self.sampling!r}"
+            )
         if self.log_nmi and self.sampling == "knn":
             raise ValueError("SSPSArguments.log_nmi needs a k-means sampling mode, not 'knn'")
 
@@ -137,12 +146,14 @@ class SampledPositives(NamedTuple):
     valid: the anchor received a pseudo-positive; elsewhere it keeps its own positive.
     eligible: the anchor had a candidate list (in the table / a non-empty queue).
     pool_size: number of candidates the draw was made from (0 where not eligible).
+    drawn: a partner was drawn (valid before the gate; equals `valid` without a gate).
     """
 
     slots: torch.Tensor
     valid: torch.Tensor
     eligible: torch.Tensor
     pool_size: torch.Tensor
+    drawn: torch.Tensor
 
 
 class SSPS(nn.Module):
@@ -194,6 +205,8 @@ class SSPS(nn.Module):
         dtype = getattr(torch, args.queue_dtype)
         self.queue = RingQueue(args.queue_size, (n_pos, d_pos), num_samples, dtype=dtype)
         self.register_buffer("clustered_epoch", torch.tensor(-1, dtype=torch.long))
+        # label-free pool agreement of the last refresh (diagnostics only, not saved)
+        self.register_buffer("agreement", torch.tensor(float("nan")), persistent=False)
         if args.sampling == "knn":
             # SSPS-NN (SPEC §9): the reference FIFO is aligned slot for slot with the queue
             self.register_buffer(
@@ -205,6 +218,10 @@ class SSPS(nn.Module):
             self.register_buffer("centroids", torch.zeros(k, reference_dim))
             self.register_buffer("assignment", torch.full((num_samples,), -1, dtype=torch.long))
             self.register_buffer("neighbours", torch.zeros(k, m, dtype=torch.long))
+            if args.gate == "agreement":
+                # the second, independently started clustering the agreement gate checks
+                self.register_buffer("check_assignment", torch.full((num_samples,), -1, dtype=torch.long))
+                self.register_buffer("check_neighbours", torch.zeros(k, m, dtype=torch.long))
         # diagnostics only (SPEC §10): not saved, filled by set_labels
         self.register_buffer(
             "speaker_labels", torch.full((num_samples,), -1, dtype=torch.long), persistent=False
@@ -259,6 +276,26 @@ class SSPS(nn.Module):
             store.copy_(labels.to(store.device, torch.long))
             self.labels_set[position] = True
 
+    def load_stores(self, state: dict[str, torch.Tensor]) -> None:
+        """`load_state_dict(strict=True)`, except that the agreement gate's second clustering
+        may be absent from stores that were never clustered (a filling pass or a run without
+        the gate): the first refresh computes it. Anything else missing or unexpected raises."""
+        own = set(self.state_dict())
+        missing = own - set(state)
+        optional = {"check_assignment", "check_neighbours"}
+        never_clustered = "clustered_epoch" in state and int(state["clustered_epoch"]) < 0
+        if missing and missing <= optional and never_clustered:
+            state = {**state, **{name: getattr(self, name) for name in missing}}
+        elif missing & optional:
+            raise KeyError(
+                f"the SSPS stores lack {sorted(missing & optional)} but were already clustered: "
+                "resume with the ssps_gate they were saved with"
+            )
+        unexpected = set(state) - own
+        if unexpected <= optional and unexpected and int(state["clustered_epoch"]) < 0:
+            state = {k: v for k, v in state.items() if k not in unexpected}
+        self.load_state_dict(state, strict=True)
+
     # ------------------------------------------------------------------ clustering (SPEC §5-6)
     @torch.no_grad()
     def refresh(self, epoch: int) -> dict[str, float]:
@@ -274,30 +311,41 @@ class SSPS(nn.Module):
         distributed = torch_dist.is_available() and torch_dist.is_initialized()
         is_main = not distributed or torch_dist.get_rank() == 0
         compute_here = is_main or self.args.kmeans_mode == "replicated"
+        gated = self.args.gate == "agreement"
         if compute_here:
             filled_rows = torch.nonzero(self.table.filled).squeeze(1)  # once per epoch
             x = F.normalize(self.table.values[filled_rows].float(), dim=1)
-            generator = torch.Generator(device=x.device)
-            generator.manual_seed(self.args.seed * 1_000_003 + epoch)
-            result = spherical_kmeans(
-                x,
-                self.args.num_clusters,
-                self.args.kmeans_iters,
-                generator,
-                precision=self.args.kmeans_precision,
-            )
+            result = self._kmeans(x, epoch, stream=0)
             self.assignment.fill_(-1)
             self.assignment[filled_rows] = result.assignment
             self.centroids.copy_(result.centroids)
             self.neighbours.copy_(neighbour_table(result.centroids, self.args.neighbour_clusters))
+            if self.args.sampling == "kmeans-repr":
+                # a second clustering from another start: the label-free agreement statistic
+                # (trainers/ssps_diagnostics.py), and the pairs the agreement gate keeps
+                check = self._kmeans(x, epoch, stream=1)
+                check_neighbours = neighbour_table(check.centroids, self.args.neighbour_clusters)
+                generator = torch.Generator(device=x.device).manual_seed(self.args.seed + epoch)
+                partners = draw_pool_partners(result.assignment, self.neighbours, generator)
+                anchors = torch.nonzero(partners >= 0).squeeze(1)
+                agree = relation_holds(check.assignment, check_neighbours, anchors, partners[anchors])
+                self.agreement.fill_(float(agree.float().mean()) if anchors.numel() else float("nan"))
+                if gated:
+                    self.check_assignment.fill_(-1)
+                    self.check_assignment[filled_rows] = check.assignment
+                    self.check_neighbours.copy_(check_neighbours)
         if distributed and self.args.kmeans_mode == "main":
-            for tensor in (self.assignment, self.centroids, self.neighbours):
+            shared = [self.assignment, self.centroids, self.neighbours, self.agreement]
+            if gated:
+                shared += [self.check_assignment, self.check_neighbours]
+            for tensor in shared:
                 torch_dist.broadcast(tensor, src=0)
         self.clustered_epoch.fill_(epoch)
 
         in_table = self.assignment >= 0
         counts = torch.bincount(self.assignment[in_table], minlength=self.args.num_clusters)
         stats = {
+            "ssps/seed_agreement": float(self.agreement),
             "ssps/clustered_rows": float(in_table.sum()),
             "ssps/empty_clusters": float((counts == 0).sum()),
             "ssps/max_cluster_size": float(counts.max()),
@@ -310,6 +358,14 @@ class SSPS(nn.Module):
                         self.assignment[in_table], labels[in_table]
                     )
         return stats
+
+    def _kmeans(self, x: torch.Tensor, epoch: int, stream: int) -> KMeansResult:
+        """Seeded from (seed, epoch, stream): a resumed or replicated run re-clusters identically."""
+        generator = torch.Generator(device=x.device)
+        generator.manual_seed(self.args.seed * 1_000_003 + epoch + stream * 7_919_000_001)
+        return spherical_kmeans(
+            x, self.args.num_clusters, self.args.kmeans_iters, generator, precision=self.args.kmeans_precision
+        )
 
     # ------------------------------------------------------------------ sampling (SPEC §7, §17)
     def _draw_candidates(self, batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -347,7 +403,7 @@ class SSPS(nn.Module):
         chosen = self.neighbours[cluster.clamp(min=0), rank]  # (b,) c*
         if self.args.sampling == "kmeans-centroid":
             pool = torch.ones_like(chosen)
-            return SampledPositives(chosen, eligible, eligible, torch.where(eligible, pool, 0))
+            return SampledPositives(chosen, eligible, eligible, torch.where(eligible, pool, 0), eligible)
 
         # CSR grouping of the queue by cluster (SPEC §17.3): candidates are the current entry
         # of each queued sample that is clustered; all others go to an extra bucket K.
@@ -364,8 +420,15 @@ class SSPS(nn.Module):
         offset = torch.minimum((uniform * count).long(), (count - 1).clamp(min=0))
         position = (starts[chosen] + offset).clamp(max=self.queue.capacity - 1)
         slots = order[position]
-        valid = eligible & (count > 0) & (self.queue.slot_index[slots] != indices)
-        return SampledPositives(slots, valid, eligible, torch.where(eligible, count, 0))
+        partner = self.queue.slot_index[slots]
+        drawn = eligible & (count > 0) & (partner != indices)
+        valid = drawn
+        if self.args.gate == "agreement":  # keep the pairs the second clustering also relates
+            partner = partner.clamp(min=0)
+            checked = (self.check_assignment[indices] >= 0) & (self.check_assignment[partner] >= 0)
+            agree = relation_holds(self.check_assignment, self.check_neighbours, indices, partner)
+            valid = drawn & checked & agree
+        return SampledPositives(slots, valid, eligible, torch.where(eligible, count, 0), drawn)
 
     def _sample_knn(
         self, indices: torch.Tensor, generator: torch.Generator, reference: torch.Tensor
@@ -395,7 +458,7 @@ class SSPS(nn.Module):
         picked = best_slots.gather(1, rank[:, None]).squeeze(1)
         valid = finite.gather(1, rank[:, None]).squeeze(1)
         eligible = finite.any(dim=1)
-        return SampledPositives(picked, valid, eligible, finite.sum(dim=1))
+        return SampledPositives(picked, valid, eligible, finite.sum(dim=1), valid)
 
     # ------------------------------------------------------------------ substitution (SPEC §8)
     def substitute(self, positives: torch.Tensor, sampled: SampledPositives) -> torch.Tensor:
@@ -419,6 +482,8 @@ class SSPS(nn.Module):
             "ssps/pool_size": (sampled.pool_size.float() * eligible).sum()
             / eligible.sum().clamp(min=1.0),
         }
+        if self.args.gate != "none":
+            out["ssps/gate_pass_rate"] = valid.sum() / sampled.drawn.float().sum().clamp(min=1.0)
         if self.args.sampling == "kmeans-centroid":
             return out
         partner = self.queue.slot_index[sampled.slots].clamp(min=0)

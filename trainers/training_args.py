@@ -97,6 +97,7 @@ class SSLTrainingArguments(TrainingArguments):
     ssps_log_nmi: bool = field(default=False, metadata={"help": "Log k-means NMI vs speaker/video labels each epoch."})
     ssps_queue_dtype: str = field(default="float32", metadata={"help": "Positive-queue storage: float32 (paper) or float16/bfloat16 (saves memory; a deviation)."})
     ssps_kmeans_precision: str = field(default="auto", metadata={"help": "k-means E-step: auto (certified where bf16 matmuls are native, else float32; same assignments), float32 (plain), certified (bf16 screen with a proven bound, fp32 scores for undecided rows: fp32 assignments), bfloat16/float16 (approximate)."})
+    ssps_gate: str = field(default="none", metadata={"help": "none (paper: every drawn pseudo-positive is used) or agreement (robust: only pairs that a second, independently started k-means also relates; see docs/ssps_robustness.md)."})
     ssps_reference_seconds: float = field(default=4.0, metadata={"help": "Clean reference crop length (4 s)."})
 
     def __post_init__(self) -> None:
@@ -129,5 +130,6 @@ class SSLTrainingArguments(TrainingArguments):
             log_nmi=self.ssps_log_nmi,
             queue_dtype=self.ssps_queue_dtype,  # type: ignore[arg-type]
             kmeans_precision=self.ssps_kmeans_precision,  # type: ignore[arg-type]
+            gate=self.ssps_gate,  # type: ignore[arg-type]
             seed=self.seed,
         )

@@ -1,0 +1,107 @@
+"""Will SSPS help on this data? Label-free bootstrap diagnostics before an SSPS continuation.
+
+    python scripts/diagnose_ssps.py --checkpoint runs/base/checkpoint-N --dataset data/prepared/train \\
+        --ssps_num_clusters 480 --ssps_neighbour_clusters 1 [--output report.json]
+
+Embeds two independent clean 4 s crops of every training utterance with the encoder SSPS
+takes its references from (DINO: the teacher), clusters them as SSPS would (K, M), and reports
+the label-free statistics of `trainers.ssps_diagnostics` with a verdict; where the dataset has
+`speaker_id` / `video_id` columns the label-based rates are printed next to them. Several
+`--checkpoint`s give one row each (e.g. the epochs of a base run). The verdict reads
+`pool_agreement`: below `--min_agreement` the paper's SSPS is likely to hurt (use
+`--ssps_gate agreement`, which then substitutes only the pairs that agree, or train the base
+longer); see docs/ssps_robustness.md for the validation behind the threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import load_from_disk
+from tqdm.auto import tqdm
+
+from trainers.data import audio_length, random_crop
+from trainers.evaluation import load_evaluated_encoder
+from trainers.methods import eval_mode
+from trainers.ssps_diagnostics import bootstrap_diagnostics
+
+# below this pool agreement the paper's SSPS lost to the baseline in our runs (docs/ssps_robustness.md)
+MIN_AGREEMENT = 0.5
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="Checkpoint or model folder(s).")
+parser.add_argument("--dataset", type=Path, required=True, help="Training set (save_to_disk folder).")
+parser.add_argument("--ssps_num_clusters", type=int, required=True, help="K of the SSPS run.")
+parser.add_argument("--ssps_neighbour_clusters", type=int, default=1, help="M of the SSPS run.")
+parser.add_argument("--ssps_kmeans_iters", type=int, default=10)
+parser.add_argument("--reference_seconds", type=float, default=4.0)
+parser.add_argument("--encoder", choices=["auto", "student", "teacher"], default="auto", help="auto: the DINO teacher, else the student.")
+parser.add_argument("--seed", type=int, default=1717)
+parser.add_argument("--batch_size", type=int, default=64)
+parser.add_argument("--min_agreement", type=float, default=MIN_AGREEMENT)
+parser.add_argument("--output", type=Path, default=None, help="JSON report (written atomically).")
+args = parser.parse_args()
+
+if not args.dataset.exists():
+    raise SystemExit(f"{args.dataset}: dataset folder not found")
+dataset = load_from_disk(str(args.dataset))
+if "audio" not in dataset.column_names:
+    raise SystemExit(f"{args.dataset}: no 'audio' column")
+labels = {}
+for column in ("speaker_id", "video_id"):
+    if column in dataset.column_names:
+        labels[column] = np.asarray(dataset[column]).astype(str)
+speaker = torch.as_tensor(np.unique(labels["speaker_id"], return_inverse=True)[1]) if "speaker_id" in labels else None
+session = None
+if "speaker_id" in labels and "video_id" in labels:
+    session = torch.as_tensor(np.unique(np.char.add(np.char.add(labels["speaker_id"], "/"), labels["video_id"]), return_inverse=True)[1])
+crop = int(args.reference_seconds * 16000)
+rows = [dataset[i] for i in range(len(dataset))]
+lengths = [audio_length(r) for r in rows]
+crops = []
+for k in range(2):  # two independent clean crops per utterance, seeded per (seed, crop, row)
+    crops.append(np.stack([random_crop(r, n, crop, np.random.default_rng([args.seed, 7919, k, i])) for i, (r, n) in enumerate(zip(rows, lengths))]))
+
+
+@torch.no_grad()
+def embed(encoder: torch.nn.Module, waves: np.ndarray) -> torch.Tensor:
+    out = []
+    with eval_mode(encoder):
+        for start in range(0, len(waves), args.batch_size):
+            batch = torch.from_numpy(waves[start : start + args.batch_size]).float()
+            out.append(torch.nn.functional.normalize(encoder(input_values=batch).embeddings.float(), dim=-1))
+    return torch.cat(out)
+
+
+report = []
+for folder in tqdm(args.checkpoint, desc="diagnosing", disable=len(args.checkpoint) == 1):
+    if not (folder / "config.json").exists():
+        raise SystemExit(f"{folder}: not a model or checkpoint folder (no config.json)")
+    encoder = load_evaluated_encoder(folder, args.encoder)
+    first, second = embed(encoder, crops[0]), embed(encoder, crops[1])
+    stats = bootstrap_diagnostics(first, second, args.ssps_num_clusters, args.ssps_neighbour_clusters,
+                                  args.ssps_kmeans_iters, seed=args.seed, speaker=speaker, session=session)  # fmt: skip
+    stats["verdict"] = "likely to help" if stats["pool_agreement"] >= args.min_agreement else "likely to hurt"
+    report.append({"checkpoint": str(folder), **stats})
+
+columns = ["pool_agreement", "seed_agreement", "mutual_knn", "crop_knn_overlap", "knn_same_speaker", "pool_same_speaker", "pool_same_session", "agreed_same_speaker", "crop_agreed_same_speaker"]
+shown = [c for c in columns if c in report[0]]
+print(f"\nSSPS bootstrap diagnostics (K={args.ssps_num_clusters}, M={args.ssps_neighbour_clusters}, {len(dataset)} utterances"
+      f"{', chance same speaker ' + format(1 / len(set(labels['speaker_id'])), '.3f') if speaker is not None else ''})\n")  # fmt: skip
+print("| checkpoint | " + " | ".join(shown) + " | verdict |")
+print("|---|" + "---|" * (len(shown) + 1))
+for row in report:
+    print(f"| {Path(row['checkpoint']).name} | " + " | ".join(f"{row[c]:.3f}" for c in shown) + f" | {row['verdict']} |")
+last = report[-1]
+print(f"\nverdict: SSPS is {last['verdict']} (pool_agreement {last['pool_agreement']:.3f}, threshold {args.min_agreement}); "
+      + ("the robust setting (--ssps_gate agreement) keeps only agreeing pairs." if last["verdict"] == "likely to hurt" else "the paper's SSPS and the robust setting both apply."))  # fmt: skip
+if args.output:
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.output.with_suffix(".tmp")
+    temporary.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "rows": report}, indent=2))
+    os.replace(temporary, args.output)

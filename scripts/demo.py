@@ -7,9 +7,9 @@
 3. train a SimCLR base model (configs/demo/simclr.json)
 4. diagnose the bootstrap without labels (diagnose_ssps.py) and print the verdict: will SSPS help?
 5. fill the SSPS stores on the base checkpoint (fill_ssps_queues.py, the published recipe)
-6. continue the base for the same number of epochs three times: without SSPS (baseline), with
-   the robust SSPS setting (configs/demo/simclr_ssps.json: agreement gate) and with the paper's
-   SSPS (configs/demo/simclr_ssps_paper.json)
+6. continue the base for the same number of epochs: without SSPS (baseline) and with the robust
+   SSPS setting (configs/demo/simclr_ssps.json: agreement gate); with --compare_paper also with
+   the paper's SSPS (configs/demo/simclr_ssps_paper.json)
 7. average the last checkpoints of each, evaluate them on the cross-session trial list
 8. print a table (EER, minDCF, pseudo-positive same-speaker / same-session rates, coverage)
 9. write a Hub-ready model folder of the robust SSPS encoder (weights, config, extractor, code)
@@ -43,6 +43,8 @@ parser.add_argument("--average_last", type=int, default=None, help="Checkpoints 
 parser.add_argument("--backend", choices=["synth", "tts"], default="synth",
                     help="Demo voices: synth (numpy source-filter, the measured default) or tts (espeak-ng variants).")
 parser.add_argument("--corpus_seed", type=int, default=1717, help="Seed of the synthetic corpus (other seeds: other voices and rooms).")
+parser.add_argument("--compare_paper", action="store_true", help="Also run the paper's SSPS (no gate) as a third continuation (+5 min).")
+parser.add_argument("--voice_spread", type=float, default=1.0, help="synth voices: 1 the demo corpus, 0.5 a harder one of more similar voices.")
 parser.add_argument("--seed", type=int, default=1717, help="Training seed of every run (model init, crops, augmentation, SSPS draws).")
 args = parser.parse_args()
 out = args.output_dir
@@ -73,7 +75,7 @@ def last_checkpoint(run_dir: Path) -> Path:
 corpus, augment, prepared = out / "corpus", out / "augment", out / "prepared"
 if not (corpus / "corpus.json").exists():
     run("scripts/make_demo_corpus.py", "--output_dir", str(corpus), "--preset", preset, "--backend", args.backend,
-        "--seed", str(args.corpus_seed))  # fmt: skip
+        "--seed", str(args.corpus_seed), "--voice_spread", str(args.voice_spread))  # fmt: skip
 if not (augment / "rirs").exists():
     run("scripts/make_augmentation_sets.py", "--output_dir", str(augment), "--files", "8" if args.quick else "20")
 if not (prepared / "report.json").exists():
@@ -119,8 +121,9 @@ if not has_ssps:
 RUNS = {  # name: (recipe, extra flags, table label)
     "baseline": ("configs/demo/simclr_baseline.json", [], "SimCLR baseline"),
     "ssps": ("configs/demo/simclr_ssps.json", ssps_flags, "SimCLR + SSPS, robust (agreement gate)"),
-    "ssps_paper": ("configs/demo/simclr_ssps_paper.json", ssps_flags, "SimCLR + SSPS, paper"),
 }
+if args.compare_paper:
+    RUNS["ssps_paper"] = ("configs/demo/simclr_ssps_paper.json", ssps_flags, "SimCLR + SSPS, paper (no gate)")
 total_epochs = str(base_epochs + extra_epochs)
 for name, (recipe, extra, _) in RUNS.items():
     run_dir = out / name

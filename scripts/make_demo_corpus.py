@@ -58,7 +58,11 @@ parser.add_argument("--backend", choices=["auto", "synth", "tts"], default="auto
                     help="synth: numpy source-filter voices (always works); tts: espeak-ng voice variants, two speakers "
                          "per variant (formant scale 0.93 / 1.07, pitch set separately), train/test split by variant; "
                          "auto: tts when espeak-ng is installed")  # fmt: skip
+parser.add_argument("--voice_spread", type=float, default=1.0,
+                    help="synth backend: how much speakers differ in formant shape and damping (1: demo; 0.5: a harder corpus).")
 args = parser.parse_args()
+if not args.voice_spread > 0:
+    raise SystemExit(f"--voice_spread must be > 0, got {args.voice_spread}")
 backend = ("tts" if tts_available() else "synth") if args.backend == "auto" else args.backend
 if backend == "tts" and not tts_available():
     raise SystemExit("--backend tts needs espeak-ng (apt-get install espeak-ng)")
@@ -73,7 +77,7 @@ def make_speaker(job: tuple[str, str, int, int, int, tuple[float, float], str | 
     split, speaker, seed, sessions, utterances, seconds, variant, formant = job
     rng = np.random.default_rng(seed)
     if variant is None:
-        voice = random_voice(rng)
+        voice = random_voice(rng, args.voice_spread)
         say = lambda length: speak(voice, length, rng)  # noqa: E731
     else:
         tts = TTSVoice(variant, int(rng.integers(25, 75)), int(rng.integers(135, 195)), formant)

@@ -150,7 +150,8 @@ def test_quick_demo_end_to_end(tmp_path) -> None:
     assert corpus["mfcc_eer_same_session_percent"] < corpus["mfcc_eer_cross_session_percent"]  # channel bias
     folder = tmp_path / "demo" / "model"
     assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"].endswith("SSPSModel")
-    assert "| SimCLR + SSPS |" in result.stdout
+    assert "| SimCLR + SSPS, robust (agreement gate) |" in result.stdout and "verdict" in result.stdout
+    assert 0.0 <= summary["diagnosis"]["seed_agreement"] <= 1.0
 
 
 @pytest.mark.parametrize("backend", ["synth", "tts"])

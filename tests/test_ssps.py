@@ -271,3 +271,60 @@ def test_half_precision_queue() -> None:
     assert ssps.queue.values.dtype == torch.bfloat16
     sampled = ssps.sample(torch.arange(4), torch.Generator().manual_seed(0))
     assert ssps.substitute(torch.zeros(2, 4, 5), sampled).dtype == torch.float32
+
+
+def test_agreement_gate_keeps_exactly_the_pairs_the_second_clustering_relates() -> None:
+    """Loop oracle: with the gate, a drawn pair is used iff the partner's cluster in the second
+    clustering is the anchor's or one of its candidates; without it the draws are identical."""
+    gated, _, speaker = filled_ssps(make_args(gate="agreement", num_clusters=8))
+    plain, _, _ = filled_ssps(make_args(num_clusters=8))
+    assert torch.equal(gated.assignment, plain.assignment)  # the paper clustering is unchanged
+    assert not torch.equal(gated.check_assignment, gated.assignment)  # another start
+    assert 0.0 <= float(gated.agreement) <= 1.0 and float(gated.agreement) == float(plain.agreement)
+    anchors = torch.arange(60)
+    kept = drawn = 0
+    for step in range(6):
+        a = gated.sample(anchors, torch.Generator().manual_seed(step))
+        b = plain.sample(anchors, torch.Generator().manual_seed(step))
+        assert torch.equal(a.slots, b.slots) and torch.equal(a.drawn, b.valid)
+        for i in range(60):
+            partner = int(gated.queue.slot_index[a.slots[i]])
+            own = int(gated.check_assignment[i])
+            related = bool(a.drawn[i]) and int(gated.check_assignment[partner]) in {own, *gated.check_neighbours[own].tolist()}
+            assert bool(a.valid[i]) == related
+        kept += int(a.valid.sum())
+        drawn += int(a.drawn.sum())
+        metrics = gated.metrics(anchors, a)
+        assert float(metrics["ssps/gate_pass_rate"]) == pytest.approx(int(a.valid.sum()) / int(a.drawn.sum()))
+    assert 0 < kept < drawn
+
+
+def test_gate_state_round_trip_and_loading_ungated_stores() -> None:
+    gated, _, _ = filled_ssps(make_args(gate="agreement"))
+    again = SSPS(60, 8, (2, 5), make_args(gate="agreement"))
+    again.load_stores(gated.state_dict())
+    draw = lambda s: s.sample(torch.arange(60), torch.Generator().manual_seed(3))  # noqa: E731
+    assert torch.equal(draw(again).valid, draw(gated).valid)
+    # stores of a filling pass (never clustered, no gate) load into a gated run: refresh fills the rest
+    fill = SSPS(60, 8, (2, 5), make_args())
+    fill.push(torch.arange(60), F.normalize(torch.randn(60, 8), dim=1), torch.randn(2, 60, 5))
+    fresh = SSPS(60, 8, (2, 5), make_args(gate="agreement"))
+    fresh.load_stores(fill.state_dict())
+    fresh.refresh(epoch=1)
+    assert (fresh.check_assignment >= 0).all()
+    # ...but clustered stores without the gate's clustering would gate on nothing: refused
+    plain, _, _ = filled_ssps(make_args())
+    with pytest.raises(KeyError, match="ssps_gate"):
+        SSPS(60, 8, (2, 5), make_args(gate="agreement")).load_stores(plain.state_dict())
+    # and a gated run's stores resume a run without the gate only before any clustering
+    SSPS(60, 8, (2, 5), make_args()).load_stores({**fill.state_dict(), "check_assignment": torch.zeros(60, dtype=torch.long),
+                                                   "check_neighbours": torch.zeros(6, 1, dtype=torch.long)})  # fmt: skip
+    with pytest.raises(RuntimeError, match="Unexpected"):
+        SSPS(60, 8, (2, 5), make_args()).load_stores(gated.state_dict())
+
+
+def test_gate_needs_representation_sampling() -> None:
+    with pytest.raises(ValueError, match="gate"):
+        make_args(gate="agreement", sampling="kmeans-centroid")
+    with pytest.raises(ValueError, match="gate"):
+        make_args(gate="sometimes")

@@ -58,20 +58,22 @@ class Channel:
     gain: float
 
 
-def random_voice(rng: np.random.Generator) -> Voice:
+def random_voice(rng: np.random.Generator, spread: float = 1.0) -> Voice:
+    """A random speaker; `spread` scales how far speakers differ in formant shape and
+    damping (1: the demo corpus; smaller: a harder corpus of more similar voices)."""
     female = rng.random() < 0.5
     f0 = rng.uniform(165, 255) if female else rng.uniform(85, 155)
     tract = rng.uniform(1.08, 1.25) if female else rng.uniform(0.88, 1.06)
     bias = rng.dirichlet(np.full(len(VOWELS), 2.0))
     # real speakers differ in the shape of their vowel space, not only in its overall scale:
     # each formant gets its own speaker offset (up to +-18 %), and the tract its own damping
-    shift = rng.uniform(0.82, 1.18, size=4)
+    shift = 1.0 + spread * rng.uniform(-0.18, 0.18, size=4)
     return Voice(
         f0=float(f0), vocal_tract=float(tract), tilt=float(rng.uniform(0.90, 0.985)),
         jitter=float(rng.uniform(0.003, 0.02)), shimmer=float(rng.uniform(0.02, 0.12)),
         rate=float(rng.uniform(3.0, 5.5)), breathiness=float(rng.uniform(0.0, 0.08)),
         vowel_bias=tuple(float(b) for b in bias), formant_shift=tuple(float(v) for v in shift),
-        bandwidth=float(rng.uniform(0.5, 2.0)),
+        bandwidth=float(1.25 + spread * rng.uniform(-0.75, 0.75)),
     )  # fmt: skip
 
 

@@ -2,10 +2,10 @@
 
     python benchmarks/ssps_robustness.py --output_dir outputs/study [--corpora demo weak tts] [--seeds 1717 1 2]
 
-For every corpus x seed, runs the main job (`scripts/demo.py --compare_paper`, seeded end to
+For every corpus x seed, runs the main job (`scripts/demo.py`, seeded end to
 end: corpus, model init, crops, augmentation, SSPS draws) and reads its summary: the base's
 label-free diagnostic, and the cross-session EER of the equal-epoch baseline, the robust SSPS
-setting (agreement gate) and the paper's SSPS. Finished runs are reused (the demo skips every
+setting (agreement gate) and, for --paper_seeds, the paper's SSPS. Finished runs are reused (the demo skips every
 step whose output exists), so the study can be stopped and restarted. Prints one table row per
 run, then the mean and spread (min-max) over seeds per corpus and setting.
 
@@ -36,6 +36,7 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--output_dir", type=Path, default=Path("outputs/study"))
 parser.add_argument("--corpora", nargs="+", choices=sorted(CORPORA), default=["demo", "weak", "tts"])
 parser.add_argument("--seeds", nargs="+", type=int, default=[1717, 1, 2])
+parser.add_argument("--paper_seeds", nargs="+", type=int, default=[1717], help="Seeds that also run the paper's SSPS (+5 min each).")
 parser.add_argument("--report_only", action="store_true", help="Only tabulate the runs that finished.")
 args = parser.parse_args()
 
@@ -43,11 +44,13 @@ if not args.report_only:
     for seed in args.seeds:  # all corpora at one seed before the next seed
         for corpus in args.corpora:
             folder = args.output_dir / f"{corpus}-s{seed}"
-            if (folder / "summary.json").exists() and "ssps_paper" in json.loads((folder / "summary.json").read_text())["results"]:
+            paper = seed in args.paper_seeds
+            summary = folder / "summary.json"
+            if summary.exists() and (not paper or "ssps_paper" in json.loads(summary.read_text())["results"]):
                 continue
             started = time.perf_counter()
-            subprocess.run([sys.executable, "scripts/demo.py", "--output_dir", str(folder), "--seed", str(seed), "--compare_paper",
-                            *CORPORA[corpus]], check=True, cwd=REPO)  # fmt: skip
+            subprocess.run([sys.executable, "scripts/demo.py", "--output_dir", str(folder), "--seed", str(seed),
+                            *(["--compare_paper"] if paper else []), *CORPORA[corpus]], check=True, cwd=REPO)  # fmt: skip
             print(f"{folder}: {(time.perf_counter() - started) / 60:.1f} min", flush=True)
 
 rows = []

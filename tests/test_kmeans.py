@@ -145,3 +145,20 @@ def test_nmi_matches_scikit_learn() -> None:
         expected = metrics.normalized_mutual_info_score(a.numpy(), b.numpy())
         assert normalized_mutual_info(a, b) == pytest.approx(expected, abs=1e-10)
     assert normalized_mutual_info(torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long)) == 1.0
+
+
+def test_certified_e_step_forced_for_every_k_up_to_300_and_large_ones() -> None:
+    """The certified path on any CPU (forced, not through `auto`), for every K in 1..300 (K not a
+    multiple of the 64-column lane width pads the score block: padding columns must never be
+    read as centroids) and a few large K, against the float64 argmax; rows include near-ties
+    1e-3 apart, which bf16 alone cannot separate."""
+    g = torch.Generator().manual_seed(17)
+    for k in [*range(1, 301), 517, 1000, 2049]:
+        c = F.normalize(torch.randn(k, 16, generator=g, dtype=torch.float64), dim=1)
+        pairs = torch.randint(0, k, (60, 2), generator=g)
+        lean = 1e-3 * torch.randn(60, 1, generator=g, dtype=torch.float64)
+        near = (0.5 + lean) * c[pairs[:, 0]] + (0.5 - lean) * c[pairs[:, 1]]
+        x = F.normalize(torch.cat([near, torch.randn(60, 16, generator=g, dtype=torch.float64)]), dim=1)
+        truth = (x @ c.T).argmax(1)
+        got = assign_certified(x.float(), c.float(), chunk_size=37)
+        assert torch.equal(got, truth), f"K={k}: {int((got != truth).sum())} rows differ"

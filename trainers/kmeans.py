@@ -234,6 +234,11 @@ def _settle(
     columns = (where % groups.shape[1]) * _LANES + lane  # (u, r)
     full[start + doubt[~settled]] = True
     rows, columns, candidate = doubt[settled], columns[settled], candidate[settled]
+    # padding columns (>= K, when K is not a multiple of the lane width) are never candidates;
+    # clamp them before indexing so that no out-of-range centroid is read
+    k = centroids.shape[0]
+    candidate &= columns < k
+    columns = columns.clamp(max=k - 1)
     exact = torch.einsum("ud,urd->ur", x[start + rows], centroids[columns])  # fp32 dots
     exact = exact.masked_fill(~candidate, float("-inf"))
     best = exact.amax(dim=1, keepdim=True)

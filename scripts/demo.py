@@ -33,7 +33,7 @@ import torch
 from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
-from trainers.checkpoints import list_checkpoints
+from trainers.checkpoints import latest_complete_checkpoint, list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -90,7 +90,7 @@ base = out / "base"
 if not (base / "final").exists():
     run("scripts/train.py", "--recipe", "configs/demo/simclr.json", *data, "--output_dir", str(base),
         "--num_train_epochs", str(base_epochs), *overrides)  # fmt: skip
-base_checkpoint = last_checkpoint(base)
+base_checkpoint = latest_complete_checkpoint(base) or last_checkpoint(base)
 
 # 4. label-free diagnostic of the bootstrap: the verdict before any SSPS continuation
 ssps_settings = json.loads((REPO / "configs/demo/simclr_ssps.json").read_text())
@@ -129,7 +129,7 @@ for name, (recipe, extra, _) in RUNS.items():
     run_dir = out / name
     if (run_dir / "final").exists():
         continue
-    resume = [] if list(run_dir.glob("checkpoint-*")) else ["--resume_from_checkpoint", str(base_checkpoint)]
+    resume = [] if latest_complete_checkpoint(run_dir) else ["--resume_from_checkpoint", str(base_checkpoint)]
     run("scripts/train.py", "--recipe", recipe, *data, "--output_dir", str(run_dir), "--num_train_epochs", total_epochs,
         *resume, *extra, *overrides)  # fmt: skip
 

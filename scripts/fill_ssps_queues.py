@@ -13,7 +13,6 @@ order-independent, the queue then holds the last P samples of that order.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,14 +20,13 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from datasets import load_from_disk
-from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from modeling_ssps import SSPSForPreTraining
 from trainers import MultiViewCollator, SSLTrainingArguments
-from trainers.callbacks import SSL_STATE_NAME
+from trainers.checkpoints import read_ssl_state, write_ssl_state
 from trainers.dist import gather
 from trainers.methods import build_method, gather_views
 from trainers.ssps import SSPS
@@ -83,12 +81,10 @@ with torch.no_grad():
 
 # write the ssps section of ssl_state.safetensors
 if accelerator.is_main_process:
-    path = checkpoint / SSL_STATE_NAME
-    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("ssps.")} if path.exists() else {}
-    tensors.update({f"ssps.{k}": v.detach().contiguous().cpu() for k, v in ssps.state_dict().items()})
-    temporary = path.with_suffix(".tmp")
-    save_file(tensors, str(temporary))
-    os.replace(temporary, path)
+    tensors = {k: v for k, v in read_ssl_state(checkpoint).items() if not k.startswith("ssps.")}
+    tensors.update({f"ssps.{k}": v for k, v in ssps.state_dict().items()})
+    write_ssl_state(checkpoint, tensors, step=-1)
+    path = checkpoint / "ssl_state.safetensors"
     filled = int(ssps.table.filled.sum()) if hasattr(ssps, "table") else int(ssps.queue.filled.sum())
     print(f"filled {filled} of {len(dataset)} rows; wrote {path}")
 accelerator.wait_for_everyone()

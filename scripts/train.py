@@ -18,10 +18,10 @@ from pathlib import Path
 
 from datasets import load_dataset, load_from_disk
 from transformers import HfArgumentParser, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_ssps import SSPSConfig, SSPSFeatureExtractor, SSPSForPreTraining
 from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from trainers.checkpoints import latest_complete_checkpoint
 from trainers.corpus import load_trials
 from trainers.data import WaveformAugment
 
@@ -145,9 +145,10 @@ trainer = SSLTrainer(
 
 # 5. train (continuing automatically from the newest checkpoint of --output_dir)
 resume = training.resume_from_checkpoint
-if resume is None and Path(training.output_dir).is_dir():
-    resume = get_last_checkpoint(training.output_dir)
-    if resume:
+if resume is None:
+    latest = latest_complete_checkpoint(training.output_dir)  # incomplete saves are skipped, with a warning
+    if latest is not None:
+        resume = str(latest)
         print(f"resuming from {resume}", file=sys.stderr)
 trainer.train(resume_from_checkpoint=resume)
 

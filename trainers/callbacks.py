@@ -6,13 +6,10 @@ SSL state, the collator) are handed to them at construction by `SSLTrainer`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.utils import logging
@@ -20,7 +17,6 @@ from transformers.utils import logging
 from .ssps_diagnostics import MIN_SEED_AGREEMENT
 
 logger = logging.get_logger(__name__)
-SSL_STATE_NAME = "ssl_state.safetensors"
 
 
 def epoch_of(state: TrainerState, steps_per_epoch: int) -> int:
@@ -147,27 +143,3 @@ class StopAtEpochCallback(TrainerCallback):
             control.should_save = True
 
 
-class SSLStateCallback(TrainerCallback):
-    """Writes the trainer's SSL state (queues, centre, SSPS stores and clustering) into each new
-    checkpoint as `ssl_state.safetensors` (temp file + rename), and removes it from older
-    checkpoints beyond `keep_last` (their `model.safetensors` stays for averaging)."""
-
-    def __init__(self, state_dict: Callable[[], dict[str, torch.Tensor]], keep_last: int = 1) -> None:
-        self.state_dict = state_dict
-        self.keep_last = keep_last
-
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if not args.should_save:
-            return
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        folder.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        temporary = folder / (SSL_STATE_NAME + ".tmp")
-        save_file(tensors, str(temporary), metadata={"global_step": str(state.global_step)})
-        os.replace(temporary, folder / SSL_STATE_NAME)
-        others = sorted(
-            (p for p in Path(args.output_dir).glob(f"checkpoint-*/{SSL_STATE_NAME}") if p.parent != folder),
-            key=lambda p: int(p.parent.name.split("-")[-1]),
-        )
-        for old in others[: max(0, len(others) - (self.keep_last - 1))]:
-            old.unlink()

@@ -8,30 +8,41 @@ methods are overridden (`compute_loss`, `create_optimizer`, `create_scheduler`, 
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 from transformers import Trainer
-from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_ssps import SSPSForPreTraining
 
 from . import dist
 from .callbacks import (
-    SSL_STATE_NAME,
     CollatorEpochCallback,
     FreezeCallback,
     MomentumCallback,
     NormalizePrototypesCallback,
     PerParameterClipCallback,
-    SSLStateCallback,
     SSPSEpochCallback,
     StopAtEpochCallback,
+)
+from .checkpoints import (
+    COMPLETE_NAME,
+    SSL_STATE_NAME,
+    STAGING_NAME,
+    complete_checkpoints,
+    fsync_dir,
+    latest_complete_checkpoint,
+    mark_complete,
+    read_ssl_state,
+    section,
+    strip_ssl_state,
+    write_ssl_state,
 )
 from .evaluation import embed_rows, score_trials, verification_metrics
 from .methods import build_method, eval_mode, gather_views
@@ -147,7 +158,6 @@ class SSLTrainer(Trainer):
             self.add_callback(CollatorEpochCallback(self.data_collator, spe))
         if a.stop_at_epoch is not None:
             self.add_callback(StopAtEpochCallback(a.stop_at_epoch, spe))
-        self.add_callback(SSLStateCallback(self.ssl_state_dict))
 
     # ------------------------------------------------------------------ one step (DESIGN §3.3)
     def compute_loss(
@@ -238,38 +248,103 @@ class SSLTrainer(Trainer):
             out.update({f"ssps.{k}": v for k, v in self.ssps.state_dict().items()})
         return out
 
+    def _get_output_dir(self, trial: Any) -> str:
+        staging = getattr(self, "_staging_dir", None)
+        return staging if staging is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """A checkpoint is complete or it does not exist (see `trainers.checkpoints`): the
+        Trainer's files and the SSL state are written under `<run>/.staging/checkpoint-N`,
+        flushed, marked complete and renamed into place; only then are older checkpoints
+        stripped of their SSL state and rotated (`save_total_limit`), so the newest complete
+        one is never touched. Overrides a private Trainer method: its only change is where the
+        files go and when rotation happens."""
+        run_dir = Path(super()._get_output_dir(trial))
+        name = f"checkpoint-{self.state.global_step}"
+        staging_root = run_dir / STAGING_NAME
+        staged, final = staging_root / name, run_dir / name
+        if self.args.should_save and staged.exists():
+            shutil.rmtree(staged)  # our own leftover of a killed save
+        self.accelerator.wait_for_everyone()
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        self._staging_dir = str(staging_root)
+        try:
+            super()._save_checkpoint(model, trial)  # every rank writes its own RNG state there
+        finally:
+            self._staging_dir = None
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            write_ssl_state(staged, self.ssl_state_dict(), self.state.global_step)
+            mark_complete(staged, ssps=self.ssps is not None)
+            if final.exists():  # the same step saved again (e.g. end of training): replace ours
+                shutil.move(str(final), str(staging_root / f"{name}.replaced"))
+            staged.rename(final)
+            fsync_dir(run_dir)
+            shutil.rmtree(staging_root / f"{name}.replaced", ignore_errors=True)
+            complete = complete_checkpoints(run_dir, warn=False)
+            for older in complete[:-1]:
+                strip_ssl_state(older)  # weights stay, for averaging
+            if limit is not None and limit > 0:
+                keep = {final, *(Path(p) for p in [self.state.best_model_checkpoint] if p)}
+                for older in complete[: max(0, len(complete) - limit)]:
+                    if older not in keep:
+                        shutil.rmtree(older)
+        self.accelerator.wait_for_everyone()
+
     def load_ssl_state(self, checkpoint: str | Path) -> None:
         """Strict per section; an SSPS run whose first collecting epoch is still ahead of the
         checkpoint may start without an `ssps` section (the base-SSL continuation)."""
-        path = Path(checkpoint) / SSL_STATE_NAME
-        tensors = load_file(str(path)) if path.exists() else {}
+        folder = Path(checkpoint)
+        path = folder / SSL_STATE_NAME
+        tensors = read_ssl_state(folder)
         owned = list(self.ssl_state.items())
         if owned and not tensors:
             raise FileNotFoundError(
                 f"{path} is missing: this {self.args.method} run needs its queues/centre to resume exactly"
             )
         for name, module in owned:
-            section = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
-            if not section:
+            part = section(tensors, name)
+            if not part:
                 raise KeyError(f"{path} has no '{name}' section")
-            module.load_state_dict(section, strict=True)
+            module.load_state_dict(part, strict=True)
         if self.ssps is not None:
-            section = {k[5:]: v for k, v in tensors.items() if k.startswith("ssps.")}
-            if section:
-                self.ssps.load_stores(section)
-            else:
-                step = int(Path(checkpoint).name.split("-")[-1]) if "-" in Path(checkpoint).name else 0
-                if self.ssps.collecting(step // self.steps_per_epoch):
-                    raise KeyError(
-                        f"{path} has no 'ssps' section, but epoch {step // self.steps_per_epoch} "
-                        "already uses SSPS: run scripts/fill_ssps_queues.py on it first"
-                    )
+            part = section(tensors, "ssps")
+            if part:
+                self.ssps.load_stores(part)
+                return
+            step = int(folder.name.split("-")[-1]) if "-" in folder.name else 0
+            epoch = step // self.steps_per_epoch
+            if not self.ssps.collecting(epoch):
+                return  # a base-SSL continuation: collection starts later
+            if self._saved_by_ssps_run(folder):
+                raise FileNotFoundError(
+                    f"{path} has no SSPS stores, but this checkpoint was saved by an SSPS run (epoch {epoch}): "
+                    "its stores are lost, and refilling them would silently change the run. Resume from an "
+                    "earlier complete checkpoint of the run, or restart the continuation from its base checkpoint"
+                )
+            raise KeyError(
+                f"{path} has no 'ssps' section, but epoch {epoch} already uses SSPS: it is a base "
+                "checkpoint, run scripts/fill_ssps_queues.py on it first"
+            )
+
+    @staticmethod
+    def _saved_by_ssps_run(folder: Path) -> bool:
+        """Whether the run that saved `folder` had SSPS on: its completion marker says so
+        (older checkpoints: SSPS diagnostics in its trainer-state logs)."""
+        marker = folder / COMPLETE_NAME
+        if marker.exists():
+            return bool(json.loads(marker.read_text()).get("ssps", False))
+        state = folder / "trainer_state.json"
+        history = json.loads(state.read_text()).get("log_history", []) if state.exists() else []
+        return any(any(key.startswith("ssps/") for key in entry) for entry in history)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"no checkpoint to resume in {self.args.output_dir}")
+            latest = latest_complete_checkpoint(self.args.output_dir)
+            if latest is None:
+                raise ValueError(f"no complete checkpoint to resume in {self.args.output_dir}")
+            resume_from_checkpoint = str(latest)
         if resume_from_checkpoint:
             self.load_ssl_state(resume_from_checkpoint)
         return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)

@@ -126,3 +126,20 @@ def test_evaluate_module_loads_offline_and_agrees() -> None:
             assert result[f"min_dcf_{p:g}"] == pytest.approx(min_dcf(scores, labels, p)[0], abs=1e-12)
         brute = brute_force(scores, labels, 0.05)
         assert abs(result["min_dcf_0.05"] - brute[2]) < 1e-9
+
+
+def test_evaluate_module_keeps_float64_and_refuses_what_it_cannot_score() -> None:
+    """Scores 1e-9 apart must not tie (a float32 cast flips this EER from 0 to 1), float labels
+    that are not 0/1 are refused rather than truncated, and costs must be positive."""
+    evaluate = pytest.importorskip("evaluate")
+    metric = evaluate.load(str(REPO_ROOT / "metrics" / "speaker_verification"))
+    scores = np.array([0.7 + 2e-9, 0.7 + 1e-9, 0.7, 0.7 - 1e-9])
+    labels = np.array([1, 1, 0, 0])
+    result = metric.compute(predictions=scores, references=labels)
+    assert result["eer"] == equal_error_rate(scores, labels)[0] == 0.0
+    assert result["min_dcf_0.01"] == pytest.approx(min_dcf(scores, labels, 0.01)[0], abs=1e-12)
+    with pytest.raises(ValueError, match="labels must be 0"):
+        metric.compute(predictions=[0.9, 0.1], references=[0.7, 0.0])
+    for costs in ({"c_miss": 0.0}, {"c_fa": -1.0}):
+        with pytest.raises(ValueError, match="positive cost"):
+            metric.compute(predictions=[0.9, 0.1], references=[1, 0], **costs)

@@ -82,11 +82,16 @@ class SpeakerVerification(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
-                {"predictions": datasets.Value("float32"), "references": datasets.Value("int32")}
+                # float64 both: scores 1e-9 apart must not tie, and a label 0.7 must be refused
+                # by the 0/1 check rather than truncated to 0 by an integer cast
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
             ),
         )
 
     def _compute(self, predictions, references, p_targets=(0.01, 0.05), c_miss=1.0, c_fa=1.0):
+        for name, cost in (("c_miss", c_miss), ("c_fa", c_fa)):
+            if not (np.isfinite(cost) and cost > 0):
+                raise ValueError(f"{name} must be a positive cost, got {cost!r}")
         thresholds, fnr, fpr = _error_rates(predictions, references)
         index = int(np.argmin(np.abs(fnr - fpr)))
         result = {

@@ -1,5 +1,5 @@
 """Two-process SSLTrainer run with SSPS (launched by tests/test_distributed.py): after training,
-the SSPS stores and clustering must be identical on every rank (checksum all-gather)."""
+the SSPS stores and clustering must be identical on every rank (every tensor, bitwise)."""
 
 import json
 import os
@@ -46,18 +46,25 @@ torch.manual_seed(0)
 trainer = SSLTrainer(model=SSPSForPreTraining(config), args=args, train_dataset=Dataset.from_dict(rows), data_collator=collator)
 trainer.train()
 
-state = trainer.ssps.state_dict()
-checksum = torch.stack([v.double().sum() for v in state.values()])
-everything = [torch.empty_like(checksum) for _ in range(torch_dist.get_world_size())]
-torch_dist.all_gather(everything, checksum)
-weights = torch.cat([p.detach().double().flatten() for p in trainer.model.parameters()]).sum()
-all_weights = [torch.empty_like(weights) for _ in range(torch_dist.get_world_size())]
-torch_dist.all_gather(all_weights, weights)
+def identical_on_every_rank(tensors: dict[str, torch.Tensor]) -> bool:
+    """Every tensor, bitwise: all-gather each one and compare with torch.equal."""
+    same = True
+    for value in tensors.values():
+        value = value.detach().contiguous()
+        value = value.to(torch.uint8) if value.dtype == torch.bool else value  # gloo has no bool
+        everything = [torch.empty_like(value) for _ in range(torch_dist.get_world_size())]
+        torch_dist.all_gather(everything, value)
+        same &= all(torch.equal(everything[0], e) for e in everything)
+    return same
+
+
+stores_identical = identical_on_every_rank(trainer.ssps.state_dict())
+weights_identical = identical_on_every_rank(dict(trainer.model.named_parameters()))
 if torch_dist.get_rank() == 0:
     Path(report).write_text(json.dumps({
         "world": torch_dist.get_world_size(),
-        "stores_identical": all(torch.equal(everything[0], e) for e in everything),
-        "weights_identical": all(torch.equal(all_weights[0], w) for w in all_weights),
+        "stores_identical": stores_identical,
+        "weights_identical": weights_identical,
         "filled": int(trainer.ssps.table.filled.sum()),
         "clustered_epoch": int(trainer.ssps.clustered_epoch),
         "steps": trainer.state.global_step,

@@ -25,6 +25,7 @@ from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor
 from trainers.evaluation import load_evaluated_encoder
+from trainers.outputs import claim_output_dir, replace_dir
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = ("Lepage & Dehak, IEEE/ACM TASLP 2025", "https://arxiv.org/abs/2501.17772")
@@ -38,12 +39,14 @@ parser.add_argument("--trials_name", required=True, help="Which list of the repo
 parser.add_argument("--dataset_name", required=True, help="What the numbers were measured on, e.g. 'VoxCeleb1-O (cleaned)'.")
 parser.add_argument("--dataset_type", default="voxceleb", help="Dataset id for model-index.")
 parser.add_argument("--base_model", default=None, help="Hub id of the SSL checkpoint this one continues.")
-parser.add_argument("--output_dir", type=Path, required=True, help="Staging folder (recreated).")
+parser.add_argument("--output_dir", type=Path, required=True, help="Staging folder (created; refused if it is not empty unless --overwrite).")
+parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty --output_dir (never one that holds the input or checkpoints).")
 parser.add_argument("--repo_id", default="ORG/ssps-speaker-encoder", help="Target repo (used in the card; required with --push).")
 parser.add_argument("--license", default="cc-by-4.0")
 parser.add_argument("--recipe", default=None, help="Training-recipe paragraph for the card (default: the spec's paper recipe).")
 parser.add_argument("--push", action="store_true", help="Upload the staged folder (default: dry run).")
 args = parser.parse_args()
+claim_output_dir(args.output_dir, args.overwrite, inputs=[args.model, args.eval_report])
 
 spec_path = REPO / "model_cards" / f"{args.card}.json"
 if not spec_path.exists():
@@ -63,9 +66,9 @@ encoder.config.architectures = ["SSPSModel"]
 encoder.config.head_type, encoder.config.momentum_branch = "none", False  # the published model has no heads
 
 # 2. stage the folder
-out = args.output_dir
+out = args.output_dir.with_name(args.output_dir.name + ".partial")  # written here, renamed at the end
 if out.exists():
-    shutil.rmtree(out)
+    shutil.rmtree(out)  # our own leftover of an interrupted export
 out.mkdir(parents=True)
 encoder.save_pretrained(out)
 extractor = SSPSFeatureExtractor()
@@ -109,6 +112,8 @@ card = ModelCard.from_template(
     encoder_description={"ecapa_tdnn": "ECAPA-TDNN", "fast_resnet34": "Fast ResNet-34"}[encoder.config.encoder_type],
 )  # fmt: skip
 card.save(out / "README.md")
+replace_dir(out, args.output_dir)
+out = args.output_dir
 print(f"staged {out}: {', '.join(sorted(p.name for p in out.iterdir()))}")
 
 # 4. upload (explicit opt-in)

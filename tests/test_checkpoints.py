@@ -50,6 +50,17 @@ def test_script_writes_a_loadable_folder(tmp_path) -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert bad.returncode != 0 and "fewer than --last 5" in bad.stderr
+    # the output exists now: refused without --overwrite, replaced with it
+    again = [sys.executable, str(repo / "scripts" / "average_checkpoints.py"), "--run_dir", str(tmp_path / "run"), "--last", "2",
+             "--output_dir", str(tmp_path / "avg")]  # fmt: skip
+    refused = subprocess.run(again, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "--overwrite" in refused.stderr
+    assert torch.all(SSPSForPreTraining.from_pretrained(tmp_path / "avg").ssps.encoder.projection.weight == 3.0)
+    assert subprocess.run([*again, "--overwrite"], capture_output=True, text=True, timeout=300).returncode == 0
+    assert torch.all(SSPSForPreTraining.from_pretrained(tmp_path / "avg").ssps.encoder.projection.weight == 3.5)  # the last two
+    into_run = subprocess.run([*again[:-1], str(tmp_path / "run"), "--overwrite"], capture_output=True, text=True, timeout=300)
+    assert into_run.returncode != 0 and "run folder" in into_run.stderr
+    assert len(list_checkpoints(tmp_path / "run")) == 3
 
 
 def test_mismatched_checkpoints_are_refused(tmp_path) -> None:

@@ -164,3 +164,29 @@ def test_pipeline_inputs(staged, rng, tmp_path) -> None:
     assert "embedding" in batch[2]
     with pytest.raises(ValueError, match="2 audios"):
         verify((wave, wave, wave))
+
+
+def test_export_never_deletes_what_it_did_not_create(staged, tmp_path) -> None:
+    """--output_dir pointed at a run folder (checkpoints), at the input model, or at a non-empty
+    folder without --overwrite: refused, and every file there is still in place."""
+    folder, _ = staged
+    root = folder.parent
+    run = tmp_path / "run"
+    (run / "checkpoint-10").mkdir(parents=True)
+    (run / "checkpoint-10" / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    common = ["scripts/export_to_hub.py", "--model", str(root / "averaged"), "--card", "dino-ssps", "--eval_report", str(root / "report.json"),
+              "--trials_name", "trials_cross_session.txt", "--dataset_name", "demo"]  # fmt: skip
+    for target, extra, message in ((run, ["--overwrite"], "checkpoints"), (root / "averaged", ["--overwrite"], "overlaps the input"),
+                                   (tmp_path / "notes", [], "not empty")):  # fmt: skip
+        result = subprocess.run([sys.executable, *common, "--output_dir", str(target), *extra], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+    assert (run / "checkpoint-10" / "model.safetensors").read_bytes() == b"weights"
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me"
+    assert (root / "averaged" / "model.safetensors").exists()
+    # with --overwrite a previous export is replaced as a whole
+    again = subprocess.run([sys.executable, *common, "--output_dir", str(folder), "--overwrite", "--repo_id", REPO_ID], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (folder / "model.safetensors").exists() and not folder.with_name(folder.name + ".partial").exists()

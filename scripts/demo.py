@@ -5,14 +5,16 @@
 1. synthesise the demo corpus (VoxCeleb layout, per-session channels) and augmentation sets
 2. prepare 🤗 datasets (Arrow + parquet) with prepare_voxceleb.py
 3. train a SimCLR base model (configs/demo/simclr.json)
-4. diagnose the bootstrap without labels (diagnose_ssps.py) and print the verdict: will SSPS help?
+4. diagnose the bootstrap without labels (diagnose_ssps.py) and print the verdict: will the
+   paper's SSPS help? It picks the SSPS setting of step 6.
 5. fill the SSPS stores on the base checkpoint (fill_ssps_queues.py, the published recipe)
-6. continue the base for the same number of epochs: without SSPS (baseline) and with the robust
-   SSPS setting (configs/demo/simclr_ssps.json: agreement gate); with --compare_paper also with
-   the paper's SSPS (configs/demo/simclr_ssps_paper.json)
+6. continue the base for the same number of epochs: without SSPS (baseline) and with the SSPS
+   setting the diagnostic recommends: the paper's (configs/demo/simclr_ssps_paper.json) when it
+   is likely to help, else the agreement gate (configs/demo/simclr_ssps.json); with
+   --compare_paper both
 7. average the last checkpoints of each, evaluate them on the cross-session trial list
 8. print a table (EER, minDCF, pseudo-positive same-speaker / same-session rates, coverage)
-9. write a Hub-ready model folder of the robust SSPS encoder (weights, config, extractor, code)
+9. write a Hub-ready model folder of the recommended SSPS encoder (weights, config, extractor, code)
 
 Every step is one of the documented CLIs run as a subprocess, and every step is skipped when
 its output exists, so an interrupted demo continues where it stopped (training resumes from the
@@ -34,6 +36,7 @@ from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
 from trainers.checkpoints import latest_complete_checkpoint, list_checkpoints
+from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT
 
 REPO = Path(__file__).resolve().parents[1]
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -101,7 +104,7 @@ if not diagnosis.exists():
         "--ssps_num_clusters", clusters, "--ssps_neighbour_clusters", str(ssps_settings["ssps_neighbour_clusters"]),
         "--seed", str(args.seed), "--output", str(diagnosis))  # fmt: skip
 diagnosed = json.loads(diagnosis.read_text())["rows"][-1]
-print(f"bootstrap diagnostic: seed agreement {diagnosed['seed_agreement']:.3f} -> SSPS {diagnosed['verdict']}", flush=True)
+print(f"bootstrap diagnostic: seed agreement {diagnosed['seed_agreement']:.3f} -> the paper's SSPS is {diagnosed['verdict']}", flush=True)
 
 # 5. filling pass on the base checkpoint (the stores the SSPS continuations start with)
 ssps_flags = ["--ssps", "--ssps_start_epoch", str(base_epochs), "--ssps_num_clusters", clusters, "--ssps_queue_size", queue]
@@ -117,13 +120,16 @@ if not has_ssps:
         "--method", "simclr", "--output_dir", str(out / "fill"), "--use_cpu", "--report_to", "none", "--seed", str(args.seed),
         *ssps_flags)  # fmt: skip
 
-# 6. equal-epoch continuations
-RUNS = {  # name: (recipe, extra flags, table label)
+# 6. equal-epoch continuations: the baseline, and the SSPS setting the diagnostic recommends
+# (the paper's SSPS when the bootstrap is likely good enough, else the agreement gate)
+SETTINGS = {  # name: (recipe, extra flags, table label)
     "baseline": ("configs/demo/simclr_baseline.json", [], "SimCLR baseline"),
-    "ssps": ("configs/demo/simclr_ssps.json", ssps_flags, "SimCLR + SSPS, robust (agreement gate)"),
+    "ssps": ("configs/demo/simclr_ssps.json", ssps_flags, "SimCLR + SSPS, agreement gate"),
+    "ssps_paper": ("configs/demo/simclr_ssps_paper.json", ssps_flags, "SimCLR + SSPS, paper"),
 }
-if args.compare_paper:
-    RUNS["ssps_paper"] = ("configs/demo/simclr_ssps_paper.json", ssps_flags, "SimCLR + SSPS, paper (no gate)")
+recommended = "ssps_paper" if diagnosed["seed_agreement"] >= MIN_SEED_AGREEMENT else "ssps"
+chosen = ["baseline", "ssps", "ssps_paper"] if args.compare_paper else ["baseline", recommended]
+RUNS = {name: SETTINGS[name] for name in chosen}
 total_epochs = str(base_epochs + extra_epochs)
 for name, (recipe, extra, _) in RUNS.items():
     run_dir = out / name
@@ -155,19 +161,20 @@ corpus_report = json.loads((corpus / "corpus.json").read_text())
 speakers = corpus_report["train_speakers"]
 print(f"\nDemo ({preset} corpus, {corpus_report['train_utterances']} training utterances, {speakers} speakers; "
       f"SimCLR base {base_epochs} epochs, then +{extra_epochs} epochs each; seed {args.seed})\n")  # fmt: skip
-print(f"Bootstrap diagnostic (label-free): seed agreement {diagnosed['seed_agreement']:.3f}, verdict: SSPS {diagnosed['verdict']}\n")
+print(f"Bootstrap diagnostic (label-free): seed agreement {diagnosed['seed_agreement']:.3f} (threshold {MIN_SEED_AGREEMENT}): "
+      f"the paper's SSPS is {diagnosed['verdict']}; recommended: {SETTINGS[recommended][2]}\n")  # fmt: skip
 print("| model | cross-session EER (%) | minDCF 0.01 | minDCF 0.05 | same-session EER (%) | pseudo-pos. same speaker | pseudo-pos. same session | coverage |")
 print("|---|---|---|---|---|---|---|---|")
 fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
 for name, r in results.items():
-    print(f"| {RUNS[name][2]} | {r['cross']['eer_percent']:.2f} | {r['cross']['min_dcf_0.01']:.4f} | "
+    print(f"| {RUNS[name][2]}{' (recommended)' if name == recommended else ''} | {r['cross']['eer_percent']:.2f} | {r['cross']['min_dcf_0.01']:.4f} | "
           f"{r['cross']['min_dcf_0.05']:.4f} | {r['same']['eer_percent']:.2f} | {fmt(r['ssps/same_speaker_rate'])} | "
           f"{fmt(r['ssps/same_video_rate'])} | {fmt(r['ssps/coverage'])} |")  # fmt: skip
 print(f"| chance rate for a random other utterance | | | | | {1 / speakers:.3f} | | |")
 
-# 9. Hub-ready folder of the robust SSPS encoder (student of the averaged SSPS model)
+# 9. Hub-ready folder of the recommended SSPS encoder (student of the averaged SSPS model)
 folder = out / "model"
-full = SSPSForPreTraining.from_pretrained(out / "ssps" / "averaged")
+full = SSPSForPreTraining.from_pretrained(out / recommended / "averaged")
 encoder = SSPSModel(full.config)
 encoder.load_state_dict(full.ssps.state_dict(), strict=True)
 encoder.config.architectures = ["SSPSModel"]
@@ -175,10 +182,10 @@ extractor = SSPSFeatureExtractor()
 encoder.save_pretrained(folder)
 extractor.save_pretrained(folder)
 pipeline("speaker-verification", model=encoder.eval(), feature_extractor=extractor).save_pretrained(folder)
-(folder / "eval_results.json").write_text(json.dumps(results["ssps"], indent=2))
+(folder / "eval_results.json").write_text(json.dumps(results[recommended], indent=2))
 with torch.no_grad():  # the folder loads and embeds
     check = SSPSModel.from_pretrained(folder).eval()(input_values=torch.zeros(1, 16000)).embeddings
-(out / "summary.json").write_text(json.dumps({"results": results, "diagnosis": diagnosed, "seed": args.seed,
+(out / "summary.json").write_text(json.dumps({"results": results, "diagnosis": diagnosed, "recommended": recommended, "seed": args.seed,
                                                "minutes": (time.perf_counter() - start) / 60}, indent=2))  # fmt: skip
 print(f"\nHub-ready folder: {folder} ({', '.join(sorted(p.name for p in folder.iterdir()))}); "
       f"embedding size {check.shape[-1]}; wall time {(time.perf_counter() - start) / 60:.1f} min")

@@ -14,6 +14,7 @@ from conftest import synthetic_voice
 from datasets import Dataset, load_dataset, load_from_disk
 
 from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,7 +143,10 @@ def test_quick_demo_end_to_end(tmp_path) -> None:
     result = script("scripts/demo.py", "--quick", "--output_dir", str(tmp_path / "demo"), timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    ssps = summary["results"]["ssps"]
+    recommended = summary["recommended"]
+    assert recommended in ("ssps", "ssps_paper") and set(summary["results"]) == {"baseline", recommended}
+    assert recommended == ("ssps_paper" if summary["diagnosis"]["seed_agreement"] >= MIN_SEED_AGREEMENT else "ssps")
+    ssps = summary["results"][recommended]
     assert 0.0 <= ssps["cross"]["eer_percent"] <= 100.0
     assert ssps["ssps/coverage"] is not None and ssps["ssps/coverage"] > 0
     assert summary["results"]["baseline"]["ssps/coverage"] is None
@@ -150,7 +154,7 @@ def test_quick_demo_end_to_end(tmp_path) -> None:
     assert corpus["mfcc_eer_same_session_percent"] < corpus["mfcc_eer_cross_session_percent"]  # channel bias
     folder = tmp_path / "demo" / "model"
     assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"].endswith("SSPSModel")
-    assert "| SimCLR + SSPS, robust (agreement gate) |" in result.stdout and "verdict" in result.stdout
+    assert "(recommended) |" in result.stdout and "the paper's SSPS is likely to" in result.stdout
     assert 0.0 <= summary["diagnosis"]["seed_agreement"] <= 1.0
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_ssps.py [--repeats 5] [--skip_paper_scale] [--json out.json]
 
-Step rows: our vectorised SSPS (CSR grouping, SPEC §17.3) vs a per-anchor loop written like the
+Step rows: our vectorised SSPS (CSR grouping, docs/method.md §17.3) vs a per-anchor loop written like the
 reference implementation (for each anchor, scan the queue for members of the chosen cluster and
 draw one; Python loop over samples), on the same state. Paper scale: N = 1,092,009 utterances,
 K = 25,000 clusters, queue P = 25,000, M = 1; SimCLR B = 256 (1 x 512 positives) and DINO
@@ -51,7 +51,7 @@ def median_time(fn, repeats: int) -> float:
 
 
 def loop_reference_sample(ssps: SSPS, indices: torch.Tensor, generator: torch.Generator):
-    """Per-anchor Python loop in the style of the reference sampler (what SPEC §17 replaces)."""
+    """Per-anchor Python loop in the style of the reference sampler (what docs/method.md §17 replaces)."""
     queue_clusters = ssps.assignment[ssps.queue.slot_index.clamp(min=0)]
     queue_clusters = torch.where(ssps.queue.slot_index >= 0, queue_clusters, -1)
     slots, valid = [], []

@@ -2,7 +2,7 @@
 
 What the weights *are* lives here; how they are trained lives in `trainers.SSLTrainingArguments`.
 Values follow Lepage & Dehak, "Self-Supervised Frameworks for Speaker Verification via
-Bootstrapped Positive Sampling" (IEEE/ACM TASLP 2025, arXiv 2501.17772), SPEC §11.2 and §12.
+Bootstrapped Positive Sampling" (IEEE/ACM TASLP 2025, arXiv 2501.17772), docs/method.md §11.2 and §12.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class SSPSConfig(PreTrainedConfig):
     r"""
     Configuration of an SSPS speaker encoder and its self-supervised heads.
 
-    Front-end (SPEC §12): log-mel filterbanks computed inside the model in plain torch
+    Front-end (docs/method.md §12): log-mel filterbanks computed inside the model in plain torch
     (STFT `n_fft` 512, 25 ms window, 10 ms hop, `center=True` reflect padding, power 2,
     HTK mel scale 0-8 kHz, `log(mel + log_offset)`, per-utterance instance norm over time).
     40 bins with a Hamming window for every paper recipe except DINO-ECAPA (80 bins, Hann).

@@ -1,7 +1,7 @@
 """SSPS speaker encoders, in pipeline order: log-mel front-end -> ECAPA-TDNN | Fast ResNet-34
 -> masked attentive pooling -> speaker embeddings.
 
-Use-time code only (DESIGN §1): it needs torch, numpy and transformers and nothing else, so it
+Use-time code only (docs/architecture.md §1): it needs torch, numpy and transformers and nothing else, so it
 runs as Hub remote code. Everything that handles padding is *length aware*: a padded batch
 gives the embeddings of one-by-one inference (up to float re-association), because
 
@@ -12,7 +12,7 @@ gives the embeddings of one-by-one inference (up to float re-association), becau
 
 Architectures adapted (re-written) from:
 - ECAPA-TDNN: Desplanques et al., Interspeech 2020; layout as in speechbrain
-  (`speechbrain/lobes/models/ECAPA_TDNN.py`) and theolepage/sslsv, numbers from SPEC §12.
+  (`speechbrain/lobes/models/ECAPA_TDNN.py`) and theolepage/sslsv, numbers from docs/method.md §12.
 - Fast ResNet-34 (ResNetSE34L): Chung et al., "In defence of metric learning", Interspeech 2020;
   clovaai/voxceleb_trainer `models/ResNetSE34L.py`.
 """
@@ -86,7 +86,7 @@ class LogMelFrontend(nn.Module):
     STFT with an `n_fft`-point FFT of a `win_length` window centred in the frame, `center=True`
     reflect padding, power 2, HTK mel filters without normalisation, `log(mel + log_offset)`,
     then per-utterance, per-bin zero mean and unit (biased) variance over the valid frames
-    (SPEC §12). fp32 and no gradient: it has no parameters, and the mel matrix and window are
+    (docs/method.md §12). fp32 and no gradient: it has no parameters, and the mel matrix and window are
     non-persistent buffers rebuilt from the config.
     """
 
@@ -198,7 +198,7 @@ class LogMelFrontend(nn.Module):
 
 
 class TDNNBlock(nn.Module):
-    """Conv1d with reflect 'same' padding -> ReLU -> BatchNorm (SPEC §12's "TDNN block")."""
+    """Conv1d with reflect 'same' padding -> ReLU -> BatchNorm (docs/method.md §12's "TDNN block")."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1):
         super().__init__()
@@ -302,7 +302,7 @@ class AttentiveStatisticsPooling(nn.Module):
 
 
 class ECAPATDNN(nn.Module):
-    """ECAPA-TDNN on (batch, mels, frames) features -> (batch, embedding_dim), SPEC §12.
+    """ECAPA-TDNN on (batch, mels, frames) features -> (batch, embedding_dim), docs/method.md §12.
 
     channels [C, C, C, C, 3C], kernels [5, 3, 3, 3, 1], dilations [1, 2, 3, 4, 1]; block 0 is a
     TDNN block, blocks 1-3 are SE-Res2Net blocks, their outputs are concatenated and aggregated,
@@ -455,7 +455,7 @@ class FastResNet34(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# Self-supervised heads (SPEC §11.2)
+# Self-supervised heads (docs/method.md §11.2)
 # ----------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The paper's embedding analyses on any labelled set (SPEC §10), for one or several models.
+"""The paper's embedding analyses on any labelled set (docs/method.md §10), for one or several models.
 
     python scripts/analyze_embeddings.py --models runs/baseline/averaged runs/ssps/averaged \\
         --dataset data/prepared/test [--output_dir analysis]

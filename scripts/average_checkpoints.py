@@ -1,4 +1,4 @@
-"""Average the last N checkpoints of a run into one `save_pretrained` folder (SPEC §14).
+"""Average the last N checkpoints of a run into one `save_pretrained` folder (docs/method.md §14).
 
     python scripts/average_checkpoints.py --run_dir runs/simclr_ssps --last 10 --output_dir runs/simclr_ssps/averaged
 """

@@ -39,7 +39,7 @@ parser.add_argument("--no_plots", action="store_true")
 parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 args = parser.parse_args()
 
-# model: the evaluated encoder (SPEC §11.2)
+# model: the evaluated encoder (docs/method.md §11.2)
 try:
     encoder = load_evaluated_encoder(args.model, args.encoder).to(args.device).eval()
 except ValueError as error:

@@ -1,4 +1,4 @@
-"""Fill the SSPS stores from a base checkpoint: the published recipe's filling pass (SPEC §4).
+"""Fill the SSPS stores from a base checkpoint: the published recipe's filling pass (docs/method.md §4).
 
     accelerate launch scripts/fill_ssps_queues.py --checkpoint runs/simclr/checkpoint-N \\
         --dataset data/voxceleb2_train --method simclr --ssps_num_clusters 25000 ...

@@ -14,7 +14,7 @@ from trainers.kmeans import (
 
 
 def loop_kmeans(x: torch.Tensor, initial: torch.Tensor, iters: int):
-    """SPEC §5 written with Python loops over rows and clusters."""
+    """docs/method.md §5 written with Python loops over rows and clusters."""
     centroids = [x[i].clone() for i in initial.tolist()]
 
     def e_step():

@@ -1,4 +1,4 @@
-"""Import direction scripts -> trainers -> modeling_ssps (DESIGN §1), checked on the source."""
+"""Import direction scripts -> trainers -> modeling_ssps (docs/architecture.md §1), checked on the source."""
 
 import ast
 import sys

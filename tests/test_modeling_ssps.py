@@ -21,9 +21,9 @@ ECAPA_512 = (512, 512, 512, 512, 1536)
 @pytest.mark.parametrize(
     ("kwargs", "low", "high"),
     [
-        ({"encoder_type": "ecapa_tdnn"}, 22.0e6, 23.0e6),  # SPEC §12: about 22.5M
+        ({"encoder_type": "ecapa_tdnn"}, 22.0e6, 23.0e6),  # docs/method.md §12: about 22.5M
         ({"encoder_type": "ecapa_tdnn", "ecapa_channels": ECAPA_512}, 6.5e6, 7.5e6),
-        ({"encoder_type": "fast_resnet34"}, 1.3e6, 1.5e6),  # SPEC §12: about 1.4M
+        ({"encoder_type": "fast_resnet34"}, 1.3e6, 1.5e6),  # docs/method.md §12: about 1.4M
     ],
 )
 def test_parameter_counts_and_output_shape(kwargs, low, high) -> None:

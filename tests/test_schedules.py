@@ -7,7 +7,7 @@ from trainers.schedules import constant, cosine_momentum, dino_paper_lr, step_de
 
 def test_step_decay_absolute_epochs() -> None:
     spe = 4265
-    assert 1e-3 * step_decay(100 * spe, spe) == pytest.approx(3.58e-4, rel=2e-3)  # SPEC §11.2
+    assert 1e-3 * step_decay(100 * spe, spe) == pytest.approx(3.58e-4, rel=2e-3)  # docs/method.md §11.2
     assert 1e-3 * step_decay(119 * spe, spe) == pytest.approx(3.07e-4, rel=2e-3)
     assert step_decay(5 * spe - 1, spe) == 1.0 and step_decay(5 * spe, spe) == 0.95
 

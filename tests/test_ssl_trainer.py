@@ -154,6 +154,24 @@ def test_missing_ssl_state_is_refused(tiny_wav_rows, tmp_path) -> None:
         again.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
 
 
+def test_missing_ssps_stores_advice_depends_on_who_saved_the_checkpoint(tiny_wav_rows, tmp_path) -> None:
+    """Refilling the stores is right for a base checkpoint and wrong for an SSPS run's own
+    checkpoint (it would silently change the run): the two errors say different things."""
+    ssps_run = make_trainer("simclr", tiny_wav_rows, tmp_path / "ssps", ssps=True, ssps_start_epoch=1, stop_at_epoch=2)
+    ssps_run.train()
+    own = tmp_path / "ssps" / "checkpoint-4"
+    (own / "ssl_state.safetensors").unlink()
+    again = make_trainer("simclr", tiny_wav_rows, tmp_path / "ssps", ssps=True, ssps_start_epoch=1, num_train_epochs=3)
+    with pytest.raises(FileNotFoundError, match="saved by an SSPS run") as error:
+        again.load_ssl_state(own)
+    assert "fill_ssps_queues" not in str(error.value)
+    base = make_trainer("simclr", tiny_wav_rows, tmp_path / "base", ssps=False, stop_at_epoch=2)
+    base.train()
+    continued = make_trainer("simclr", tiny_wav_rows, tmp_path / "base", ssps=True, ssps_start_epoch=2, num_train_epochs=3)
+    with pytest.raises(KeyError, match="fill_ssps_queues"):
+        continued.load_ssl_state(tmp_path / "base" / "checkpoint-4")
+
+
 @pytest.mark.slow
 def test_filling_pass_then_ssps_continuation(tiny_wav_rows, tmp_path) -> None:
     """Published recipe: base SSL -> fill_ssps_queues.py on its checkpoint -> resume with SSPS."""

@@ -1,4 +1,4 @@
-"""SSPS sampling, substitution, clustering and diagnostics against loop oracles (SPEC §7, §17)."""
+"""SSPS sampling, substitution, clustering and diagnostics against loop oracles (docs/method.md §7, §17)."""
 
 import pytest
 import torch
@@ -51,7 +51,7 @@ def test_sampling_support_and_coverage_match_the_oracle(m: int) -> None:
             candidates = ssps.neighbours[c].tolist()
             pools = {cc: candidate_pool(ssps, cc) for cc in candidates}
             if m >= 1:
-                assert c not in candidates  # SPEC §6: M >= 1 excludes the own cluster
+                assert c not in candidates  # docs/method.md §6: M >= 1 excludes the own cluster
             assert bool(sampled.eligible[i])
             if bool(sampled.valid[i]):
                 slot = int(sampled.slots[i])
@@ -60,7 +60,7 @@ def test_sampling_support_and_coverage_match_the_oracle(m: int) -> None:
                 assert int(sampled.pool_size[i]) == len(pools[chosen[0]])
                 assert int(ssps.queue.slot_index[slot]) != i
             else:
-                # no candidate (SPEC §7.3, §7.5): the drawn cluster's pool is empty, or the
+                # no candidate (docs/method.md §7): the drawn cluster's pool is empty, or the
                 # uniform draw hit the anchor's own queue entry
                 drew_itself = int(ssps.queue.slot_index[int(sampled.slots[i])]) == i
                 assert drew_itself or any(not pools[cc] for cc in candidates)

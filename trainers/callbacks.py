@@ -1,4 +1,4 @@
-"""Callbacks decide *when* (DESIGN §3.4-5); the trainer and its objects decide *what*.
+"""Callbacks decide *when* (docs/architecture.md §3.4-5); the trainer and its objects decide *what*.
 
 Callbacks receive the unwrapped model and no accelerator; the objects they drive (SSPS, the
 SSL state, the collator) are handed to them at construction by `SSLTrainer`.

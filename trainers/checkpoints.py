@@ -1,4 +1,4 @@
-"""Checkpoint folders: which are complete, which to resume from, and averaging (SPEC §14).
+"""Checkpoint folders: which are complete, which to resume from, and averaging (docs/method.md §14).
 
 A checkpoint is complete or it does not exist: `SSLTrainer` writes every file of a checkpoint
 (weights, optimiser, scheduler, RNG states, trainer state, SSL state) under

@@ -1,4 +1,4 @@
-"""Reading VoxCeleb-layout trees into 🤗 datasets rows (DESIGN §8).
+"""Reading VoxCeleb-layout trees into 🤗 datasets rows (docs/architecture.md §8).
 
 `decode_file` turns one file (WAV/FLAC through soundfile, M4A/anything else through FFmpeg)
 into 16 kHz mono FLAC bytes, resampling and downmixing with a recorded warning, and raises

@@ -1,11 +1,11 @@
-"""`MultiViewCollator`: dataset rows -> the named tensors of one SSL step (DESIGN §3.2).
+"""`MultiViewCollator`: dataset rows -> the named tensors of one SSL step (docs/architecture.md §3.2).
 
 Rows carry `audio` (WAV/FLAC bytes, or a float array for synthetic data), `sample_index`, and
 optionally `utt_id`, `speaker_id`, `video_id`. Only the needed ranges are decoded (soundfile
 `start=`/`stop=`), utterances shorter than a crop are wrap-padded, and every random draw is a
 pure function of (seed, epoch, sample_index), so a resumed or re-sharded run sees the same
 crops. Augmentation (`augment`) applies to the training views only, never to the clean SSPS
-reference crop (SPEC §3, §13).
+reference crop (docs/method.md §3, §13).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class MultiViewCollator:
         return batch
 
 
-NOISE_SNR_DB = {"noise": (0.0, 15.0), "speech": (13.0, 20.0), "music": (5.0, 15.0)}  # SPEC §13
+NOISE_SNR_DB = {"noise": (0.0, 15.0), "speech": (13.0, 20.0), "music": (5.0, 15.0)}  # docs/method.md §13
 STRATEGIES = ("reverb+noise", "all", "none")
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -154,7 +154,7 @@ def _audio_files(folder: Path) -> list[Path]:
 
 
 class WaveformAugment:
-    """Reverberation with room impulse responses, then additive MUSAN-style noise (SPEC §13).
+    """Reverberation with room impulse responses, then additive MUSAN-style noise (docs/method.md §13).
 
     - `rir_dir`: any tree of RIR files (OpenSLR-28 `simulated_rirs` layout works); a random RIR
       is normalised to unit L2 norm, fully convolved (FFT) and truncated to the input length.
@@ -246,7 +246,7 @@ class WaveformAugment:
 
 
 def torchaudio_functional() -> Any:
-    """torchaudio.functional, imported on first use (train-time only, DESIGN §1.5)."""
+    """torchaudio.functional, imported on first use (train-time only, docs/architecture.md §1.5)."""
     import torchaudio.functional
 
     return torchaudio.functional

@@ -1,4 +1,4 @@
-"""Embedding and scoring for verification (SPEC §14): full-length utterances, batched by length
+"""Embedding and scoring for verification (docs/method.md §14): full-length utterances, batched by length
 with attention masks (equal to one-by-one inference, see `modeling_ssps`), cosine scores,
 EER / minDCF; optional S-norm / AS-norm against a cohort of unlabelled embeddings."""
 
@@ -20,7 +20,7 @@ from .metrics import cosine_scores, equal_error_rate, min_dcf
 
 
 def load_evaluated_encoder(folder: str | Path, encoder: str = "auto") -> SSPSModel:
-    """The encoder a saved folder is evaluated with (SPEC §11.2): an `SSPSModel` folder as is;
+    """The encoder a saved folder is evaluated with (docs/method.md §11.2): an `SSPSModel` folder as is;
     from an `SSPSForPreTraining` folder the student (`"student"`; MoCo's query encoder) or the
     momentum teacher (`"teacher"`); `"auto"` picks the teacher for DINO."""
     if encoder not in ("auto", "student", "teacher"):

@@ -1,4 +1,4 @@
-"""Spherical k-means and the neighbour-cluster table of SSPS (SPEC §5, §6, §17.4-5).
+"""Spherical k-means and the neighbour-cluster table of SSPS (docs/method.md §5, §6, §17.4-5).
 
 Adapted from the DeepCluster-v2 k-means of SwAV (facebookresearch/swav, `main_deepclusterv2.py`,
 `cluster_memory`): random rows as initial centroids, cosine E-step, normalised-sum M-step, empty
@@ -81,7 +81,7 @@ def assign(
     """argmax_k x_i . c_k for every row of x (n, D), in row chunks; returns (n,) int64, ties
     to the first maximum (as `torch.argmax`).
 
-    `score_dtype=torch.bfloat16` is the optional reduced-precision E-step of SPEC §5; its
+    `score_dtype=torch.bfloat16` is the optional reduced-precision E-step of docs/method.md §5; its
     agreement with fp32 is measured in benchmarks/bench_ssps.py. `assign_certified` gives the
     fp32 assignments at about 1.3x the bf16 cost.
     """
@@ -132,7 +132,7 @@ def assign_certified(
     chunk_size: int | None = None,
     screen: _Screen | None = None,
 ) -> torch.Tensor:
-    """The fp32 E-step's assignments at about the cost of a bf16 one (SPEC §5, §17.4).
+    """The fp32 E-step's assignments at about the cost of a bf16 one (docs/method.md §5, §17.4).
 
     A bf16 matmul screens every row; a row keeps the bf16 argmax only when a rigorous bound
     proves it is the exact argmax, and is otherwise settled by fp32 scores of the few columns
@@ -270,7 +270,7 @@ def spherical_kmeans(
     `num_clusters` distinct rows drawn with `generator` (which must live on x's device), or
     the given `initial_rows` (K,) (tests compare against a loop oracle with the same start).
     `precision` of the E-step (M-step sums are always fp32):
-      "float32"   plain fp32 matmul + argmax (SPEC §5 default);
+      "float32"   plain fp32 matmul + argmax (docs/method.md §5 default);
       "certified" bf16 screen with a proven bound, fp32 scores for the rows it cannot
                   decide: the fp32 assignments, faster (`assign_certified`);
       "auto"      "certified" where bf16 matmuls are native (AMX/AVX512-BF16 CPUs, CUDA),
@@ -315,7 +315,7 @@ def spherical_kmeans(
 def neighbour_table(
     centroids: torch.Tensor, num_neighbours: int, chunk_size: int | None = None
 ) -> torch.Tensor:
-    """Candidate clusters of each cluster, (K, max(M, 1)) int64 (SPEC §6).
+    """Candidate clusters of each cluster, (K, max(M, 1)) int64 (docs/method.md §6).
 
     M = 0: the cluster itself. M >= 1: the M most similar *other* clusters by centroid cosine,
     in descending similarity (one `topk` per row chunk with the diagonal masked to -inf).

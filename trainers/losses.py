@@ -1,4 +1,4 @@
-"""SSL losses as pure functions (SPEC §11.2). Queues, centres, prototypes and temperatures are
+"""SSL losses as pure functions (docs/method.md §11.2). Queues, centres, prototypes and temperatures are
 arguments; nothing here owns state or calls a collective: the method adapters gather first.
 
 Sources (re-written, not copied): SimCLR NT-Xent (Chen et al., 2020; lightly-ai/lightly

@@ -4,7 +4,7 @@ Both are tiny `nn.Module`s whose every buffer is declared and allocated at const
 `state_dict()` has fixed keys and shapes, `.to(device)` moves everything, and persistence is the
 one visible `persistent=` decision per buffer. Writes are batched tensor operations with no host
 synchronisation. Idea of an explicit, persisted write pointer from lightly-ai/lightly
-(`lightly/models/modules/memory_bank.py`); SSPS needs more (slot<->index maps, SPEC §17.2).
+(`lightly/models/modules/memory_bank.py`); SSPS needs more (slot<->index maps, docs/method.md §17.2).
 
 Duplicate sample indices inside one write (possible when a sampler repeats a sample) are
 resolved deterministically: the *last* occurrence wins everywhere, because every write to a

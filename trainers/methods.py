@@ -1,6 +1,6 @@
-"""One small adapter per SSL framework (SPEC §8, §11.2): which tensors are the positives, which
+"""One small adapter per SSL framework (docs/method.md §8, §11.2): which tensors are the positives, which
 module computes the SSPS reference, what the momentum branch computes, the loss call and the
-auxiliary-state update. The trainer calls them in the order of DESIGN §3; no adapter knows
+auxiliary-state update. The trainer calls them in the order of docs/architecture.md §3; no adapter knows
 whether SSPS substituted anything: it receives `positives` (original or substituted).
 """
 
@@ -263,7 +263,7 @@ class DINO(SSLMethod):
 
     def reference_module(self, model: SSPSForPreTraining) -> SSPSModel:
         assert model.teacher is not None
-        return model.teacher  # SPEC §3: the DINO reference comes from the teacher encoder
+        return model.teacher  # docs/method.md §3: the DINO reference comes from the teacher encoder
 
     @torch.no_grad()
     def teacher_forward(self, model, inputs, step):  # type: ignore[no-untyped-def]

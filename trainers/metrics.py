@@ -1,4 +1,4 @@
-"""Speaker-verification metrics: equal error rate and minimum detection cost (SPEC §14).
+"""Speaker-verification metrics: equal error rate and minimum detection cost (docs/method.md §14).
 
 Convention. A trial is accepted when `score >= threshold`. Candidate thresholds are every
 distinct score plus `+inf` (reject everything). At each, FNR = rejected targets / targets and

@@ -1,4 +1,4 @@
-"""Schedules as pure functions of the optimiser step (SPEC §11.2); they survive resume because
+"""Schedules as pure functions of the optimiser step (docs/method.md §11.2); they survive resume because
 they never look at anything but the step."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def dino_paper_lr(
     warmup_epochs: int = 10,
     total_epochs: int = 100,
 ) -> float:
-    """The paper-time DINO learning rate (SPEC §11.2): a linear warm-up from 0 over
+    """The paper-time DINO learning rate (docs/method.md §11.2): a linear warm-up from 0 over
     `warmup_epochs`, concatenated with a cosine from base_lr to final_lr defined over
     `total_epochs`, indexed by the global step (so the cosine never completes: the cosine array
     starts where the warm-up ends but has the full-length horizon)."""

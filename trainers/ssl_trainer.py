@@ -1,7 +1,7 @@
 """`SSLTrainer`: a `transformers.Trainer` for SimCLR, MoCo v2+, SwAV, VICReg and DINO with SSPS.
 
 It owns the SSL state (MoCo queues, SwAV feature queue, DINO centre) and the `SSPS` module;
-`compute_loss` runs one step in the order of DESIGN §3.3; callbacks decide when the EMA, the
+`compute_loss` runs one step in the order of docs/architecture.md §3.3; callbacks decide when the EMA, the
 freezing, the clipping, the k-means refresh and the state saving happen. Only public Trainer
 methods are overridden (`compute_loss`, `create_optimizer`, `create_scheduler`, `train`, `log`).
 """
@@ -112,7 +112,7 @@ class SSLTrainer(Trainer):
             ) from error
 
     def _set_ssps_labels(self) -> None:
-        """Speaker / video diagnostics (SPEC §10) from the dataset's own columns, looked up once
+        """Speaker / video diagnostics (docs/method.md §10) from the dataset's own columns, looked up once
         by `sample_index`; never from label files, never in the hot path."""
         assert self.ssps is not None
         dataset = self.train_dataset
@@ -159,7 +159,7 @@ class SSLTrainer(Trainer):
         if a.stop_at_epoch is not None:
             self.add_callback(StopAtEpochCallback(a.stop_at_epoch, spe))
 
-    # ------------------------------------------------------------------ one step (DESIGN §3.3)
+    # ------------------------------------------------------------------ one step (docs/architecture.md §3.3)
     def compute_loss(
         self,
         model: nn.Module,
@@ -207,7 +207,7 @@ class SSLTrainer(Trainer):
         self._accumulate(metrics)
         return (loss, out) if return_outputs else loss
 
-    # ------------------------------------------------------------------ optimiser (SPEC §11.2)
+    # ------------------------------------------------------------------ optimiser (docs/method.md §11.2)
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         if self.optimizer is None:
             target = self.model if model is None else model
@@ -349,7 +349,7 @@ class SSLTrainer(Trainer):
             self.load_ssl_state(resume_from_checkpoint)
         return super().train(resume_from_checkpoint=resume_from_checkpoint or None, **kwargs)
 
-    # ------------------------------------------------------------------ validation (SPEC §14)
+    # ------------------------------------------------------------------ validation (docs/method.md §14)
     def evaluate(
         self,
         eval_dataset: Any = None,

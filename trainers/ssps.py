@@ -2,17 +2,17 @@
 
 Lepage & Dehak, "Self-Supervised Frameworks for Speaker Verification via Bootstrapped Positive
 Sampling", IEEE/ACM TASLP 33, 2025 (arXiv 2501.17772); reference implementation
-theolepage/sslsv (`sslsv/methods/_SSPS/`). Specified in SPEC.md; contract in DESIGN.md §5.
+theolepage/sslsv (`sslsv/methods/_SSPS/`). Specified in docs/method.md; contract in docs/architecture.md §5.
 
 Plain torch (no transformers / accelerate): the trainer drives it.
 
-- `collecting(e)` / `active(e)`: pure schedule predicates (SPEC §4).
+- `collecting(e)` / `active(e)`: pure schedule predicates (docs/method.md §4).
 - `push(indices, reference, positives)`: the gathered global batch; the reference table
-  (keyed by sample index) and the FIFO of pre-substitution positives (SPEC §3).
+  (keyed by sample index) and the FIFO of pre-substitution positives (docs/method.md §3).
 - `refresh(epoch)`: spherical k-means on the filled table rows + neighbour table, at the start
-  of every active epoch (SPEC §5, §6); main process + broadcast, or replicated.
+  of every active epoch (docs/method.md §5, §6); main process + broadcast, or replicated.
 - `sample(indices, generator, reference)`: one pseudo-positive slot per local anchor, fully
-  vectorised through a CSR grouping of queue slots by cluster (SPEC §7, §17.3). **Call it before
+  vectorised through a CSR grouping of queue slots by cluster (docs/method.md §7, §17.3). **Call it before
   `push` in a step**: the current batch is never its own candidate.
 - `substitute(positives, sampled)`: a new tensor where valid anchors get the queued positive.
 - `metrics(indices, sampled)`: coverage, pool size, and label rates once `set_labels` was called.
@@ -50,7 +50,7 @@ Gate = Literal["none", "agreement"]
 
 @dataclass(frozen=True)
 class SSPSArguments:
-    """SSPS hyper-parameters (SPEC §11.1); defaults are the paper's headline column.
+    """SSPS hyper-parameters (docs/method.md §11.1); defaults are the paper's headline column.
 
     Lives here rather than in `training_args.py` so that this module stays plain torch;
     `SSLTrainingArguments` projects its `ssps_*` fields onto it.
@@ -162,7 +162,7 @@ class SSPS(nn.Module):
     Args:
         num_samples: N, the training-set size (sample indices are in [0, N)).
         reference_dim: D_ref, the encoder output dimension.
-        positive_shape: (n_pos, D_pos) of the framework's positive tensors (SPEC §8).
+        positive_shape: (n_pos, D_pos) of the framework's positive tensors (docs/method.md §8).
         args: `SSPSArguments`.
         device: where the stores live (the training device).
     """
@@ -208,7 +208,7 @@ class SSPS(nn.Module):
         # label-free pool agreement of the last refresh (diagnostics only, not saved)
         self.register_buffer("agreement", torch.tensor(float("nan")), persistent=False)
         if args.sampling == "knn":
-            # SSPS-NN (SPEC §9): the reference FIFO is aligned slot for slot with the queue
+            # SSPS-NN (docs/method.md §9): the reference FIFO is aligned slot for slot with the queue
             self.register_buffer(
                 "queue_reference", torch.zeros(args.queue_size, reference_dim, dtype=dtype)
             )
@@ -222,7 +222,7 @@ class SSPS(nn.Module):
                 # the second, independently started clustering the agreement gate checks
                 self.register_buffer("check_assignment", torch.full((num_samples,), -1, dtype=torch.long))
                 self.register_buffer("check_neighbours", torch.zeros(k, m, dtype=torch.long))
-        # diagnostics only (SPEC §10): not saved, filled by set_labels
+        # diagnostics only (docs/method.md §10): not saved, filled by set_labels
         self.register_buffer(
             "speaker_labels", torch.full((num_samples,), -1, dtype=torch.long), persistent=False
         )
@@ -239,7 +239,7 @@ class SSPS(nn.Module):
         if device is not None:
             self.to(device)
 
-    # ------------------------------------------------------------------ schedule (SPEC §4)
+    # ------------------------------------------------------------------ schedule (docs/method.md §4)
     def collecting(self, epoch: int) -> bool:
         """Compute the reference and push: epochs >= S - 1."""
         return epoch >= self.args.start_epoch - 1
@@ -265,7 +265,7 @@ class SSPS(nn.Module):
             self.table.write(indices, reference.detach())
 
     def set_labels(self, speaker: torch.Tensor | None, video: torch.Tensor | None) -> None:
-        """Speaker / video id per sample index (N,), for the diagnostics of SPEC §10 only."""
+        """Speaker / video id per sample index (N,), for the diagnostics of docs/method.md §10 only."""
         for position, (labels, store) in enumerate(
             ((speaker, self.speaker_labels), (video, self.video_labels))
         ):
@@ -296,7 +296,7 @@ class SSPS(nn.Module):
             state = {k: v for k, v in state.items() if k not in unexpected}
         self.load_state_dict(state, strict=True)
 
-    # ------------------------------------------------------------------ clustering (SPEC §5-6)
+    # ------------------------------------------------------------------ clustering (docs/method.md §5-6)
     @torch.no_grad()
     def refresh(self, epoch: int) -> dict[str, float]:
         """k-means on the filled reference rows and the neighbour table, for epoch `epoch`.
@@ -367,7 +367,7 @@ class SSPS(nn.Module):
             x, self.args.num_clusters, self.args.kmeans_iters, generator, precision=self.args.kmeans_precision
         )
 
-    # ------------------------------------------------------------------ sampling (SPEC §7, §17)
+    # ------------------------------------------------------------------ sampling (docs/method.md §7, §17)
     def _draw_candidates(self, batch: int, generator: torch.Generator) -> torch.Tensor:
         """Rank r of the candidate each anchor uses, (b,): uniform or exp-weighted."""
         device = self.rank_weights.device
@@ -405,7 +405,7 @@ class SSPS(nn.Module):
             pool = torch.ones_like(chosen)
             return SampledPositives(chosen, eligible, eligible, torch.where(eligible, pool, 0), eligible)
 
-        # CSR grouping of the queue by cluster (SPEC §17.3): candidates are the current entry
+        # CSR grouping of the queue by cluster (docs/method.md §17.3): candidates are the current entry
         # of each queued sample that is clustered; all others go to an extra bucket K.
         owner = self.queue.slot_index.clamp(min=0)  # (P,)
         owner_cluster = self.assignment[owner]
@@ -433,7 +433,7 @@ class SSPS(nn.Module):
     def _sample_knn(
         self, indices: torch.Tensor, generator: torch.Generator, reference: torch.Tensor
     ) -> SampledPositives:
-        """SSPS-NN (SPEC §9, §17.6): cosine of the current reference to every FIFO entry (in
+        """SSPS-NN (docs/method.md §9, §17.6): cosine of the current reference to every FIFO entry (in
         chunks), same-index and empty entries masked, running top-k, one rank drawn."""
         k = self.args.num_candidates
         batch, capacity = indices.shape[0], self.queue.capacity
@@ -460,7 +460,7 @@ class SSPS(nn.Module):
         eligible = finite.any(dim=1)
         return SampledPositives(picked, valid, eligible, finite.sum(dim=1), valid)
 
-    # ------------------------------------------------------------------ substitution (SPEC §8)
+    # ------------------------------------------------------------------ substitution (docs/method.md §8)
     def substitute(self, positives: torch.Tensor, sampled: SampledPositives) -> torch.Tensor:
         """`positives` (n_pos, b, D_pos) with valid anchors replaced by their pseudo-positive
         (detached store content). Returns a new tensor; `positives` is not modified."""
@@ -471,7 +471,7 @@ class SSPS(nn.Module):
         candidates = candidates.to(positives.dtype)
         return torch.where(sampled.valid[None, :, None], candidates, positives)
 
-    # ------------------------------------------------------------------ diagnostics (SPEC §10)
+    # ------------------------------------------------------------------ diagnostics (docs/method.md §10)
     @torch.no_grad()
     def metrics(self, indices: torch.Tensor, sampled: SampledPositives) -> dict[str, torch.Tensor]:
         """Per-step diagnostics as 0-d tensors (no host sync; reduce them when logging)."""

@@ -1,8 +1,8 @@
-"""`SSLTrainingArguments`: how we train (SPEC §11). What the weights are lives in `SSPSConfig`.
+"""`SSLTrainingArguments`: how we train (docs/method.md §11). What the weights are lives in `SSPSConfig`.
 
-Defaults are the paper's values for SSPS (SPEC §11.2, the bold column), not the SSL study's
+Defaults are the paper's values for SSPS (docs/method.md §11.2, the bold column), not the SSL study's
 best values. `remove_unused_columns=False` (batch keys are not `forward` arguments) and
-`dataloader_drop_last=True` (fixed global batch, SPEC §13) are our defaults.
+`dataloader_drop_last=True` (fixed global batch, docs/method.md §13) are our defaults.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class SSLTrainingArguments(TrainingArguments):
     dino_final_lr: float = field(default=1e-5, metadata={"help": "Final LR of the cosine (1e-5)."})
     dino_schedule_epochs: int = field(default=100, metadata={"help": "Horizon of the cosine LR and momentum schedules (100)."})
     dino_local_views: int = field(default=4, metadata={"help": "Local 2 s crops per sample (4)."})
-    # SSPS (SPEC §11.1)
+    # SSPS (docs/method.md §11.1)
     ssps: bool = field(default=False, metadata={"help": "Enable Self-Supervised Positive Sampling."})
     ssps_start_epoch: int = field(default=100, metadata={"help": "S: first active epoch (100; DINO 80); collection starts at S-1."})
     ssps_sampling: str = field(default="kmeans-repr", metadata={"help": "kmeans-repr (paper), kmeans-centroid or knn (SSPS-NN)."})

@@ -1,8 +1,10 @@
 """`speaker-verification` pipeline: one audio -> its embedding; a pair -> cosine score and
 decision at `config.threshold`. Outputs are plain Python (lists, floats, bools).
 
-Audio may be a path, raw file bytes, a 1-D float array at 16 kHz, or a dict
-`{"array": ..., "sampling_rate": ...}` (resampled when needed). A pair is a tuple
+Audio may be a path, raw file bytes, a 1-D float array (at 16 kHz, or at the rate given by
+`sampling_rate=`), or a dict `{"array" | "raw": ..., "sampling_rate": ...}` (resampled when
+needed). Unknown keyword arguments raise `TypeError`; an empty input raises `ValueError`; a
+silent one logs a warning. A pair is a tuple
 `(audio_a, audio_b)` or a dict `{"enroll": ..., "test": ...}`; a list is a batch.
 
 Example:
@@ -19,11 +21,16 @@ Example:
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
 import torch
 from transformers import Pipeline
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+SILENCE_PEAK = 1e-4  # below this peak amplitude an input is treated as silent
 
 try:  # optional decoders; FFmpeg (through transformers) is the fallback
     import soundfile
@@ -40,13 +47,15 @@ def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray
     return (np.fft.irfft(spectrum, n=length) * (length / wave.shape[-1])).astype(np.float32)
 
 
-def load_audio(audio: Any, sampling_rate: int) -> np.ndarray:
-    """Any supported audio input -> mono float32 at `sampling_rate`."""
-    rate = sampling_rate
+def load_audio(audio: Any, sampling_rate: int, input_rate: int | None = None) -> np.ndarray:
+    """Any supported audio input -> mono float32 at `sampling_rate`; `input_rate` is the rate
+    of a bare array (default: `sampling_rate`)."""
+    rate = input_rate or sampling_rate
     if isinstance(audio, dict):
-        if "array" not in audio or "sampling_rate" not in audio:
-            raise ValueError("an audio dict needs 'array' and 'sampling_rate'")
-        wave, rate = np.asarray(audio["array"], dtype=np.float32), int(audio["sampling_rate"])
+        key = "array" if "array" in audio else "raw"
+        if key not in audio or "sampling_rate" not in audio:
+            raise ValueError("an audio dict needs 'array' (or 'raw') and 'sampling_rate'")
+        wave, rate = np.asarray(audio[key], dtype=np.float32), int(audio["sampling_rate"])
     elif isinstance(audio, (str, bytes, bytearray)):
         if isinstance(audio, str):
             with open(audio, "rb") as f:
@@ -74,6 +83,14 @@ def load_audio(audio: Any, sampling_rate: int) -> np.ndarray:
         wave = wave.mean(axis=0 if wave.shape[0] <= wave.shape[1] else 1)
     if wave.ndim != 1:
         raise ValueError(f"audio must be mono or (channels, samples), got shape {wave.shape}")
+    if wave.size == 0:
+        raise ValueError("empty audio: no samples to embed")
+    if not np.isfinite(wave).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    if rate <= 0:
+        raise ValueError(f"sampling_rate must be positive, got {rate}")
+    if float(np.abs(wave).max()) < SILENCE_PEAK:
+        logger.warning(f"silent audio (peak below {SILENCE_PEAK}): its embedding says nothing about a speaker")
     return resample(wave, rate, sampling_rate)
 
 
@@ -85,18 +102,31 @@ class SpeakerVerificationPipeline(Pipeline):
     _load_feature_extractor = True
     _load_tokenizer = False
 
-    def _sanitize_parameters(self, threshold: float | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
-        postprocess = {} if threshold is None else {"threshold": threshold}
-        return {}, {}, postprocess
+    def _sanitize_parameters(
+        self, threshold: float | None = None, sampling_rate: int | None = None, **kwargs: Any
+    ) -> tuple[dict, dict, dict]:
+        if kwargs:
+            raise TypeError(f"speaker-verification pipeline got unknown keyword arguments: {sorted(kwargs)}")
+        preprocess: dict[str, Any] = {}
+        if sampling_rate is not None:
+            if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
+                raise ValueError(f"sampling_rate must be a positive integer, got {sampling_rate!r}")
+            preprocess["sampling_rate"] = int(sampling_rate)
+        postprocess: dict[str, Any] = {}
+        if threshold is not None:
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or not -1.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold must be a cosine score in [-1, 1], got {threshold!r}")
+            postprocess["threshold"] = float(threshold)
+        return preprocess, {}, postprocess
 
-    def preprocess(self, inputs: Any) -> dict[str, Any]:
+    def preprocess(self, inputs: Any, sampling_rate: int | None = None) -> dict[str, Any]:
         rate = self.feature_extractor.sampling_rate
         if isinstance(inputs, dict) and "enroll" in inputs and "test" in inputs:
             inputs = (inputs["enroll"], inputs["test"])
         pair = isinstance(inputs, tuple)
         if pair and len(inputs) != 2:
             raise ValueError(f"a verification pair has 2 audios, got {len(inputs)}")
-        waves = [load_audio(a, rate) for a in (inputs if pair else (inputs,))]
+        waves = [load_audio(a, rate, sampling_rate) for a in (inputs if pair else (inputs,))]
         batch = self.feature_extractor(waves, sampling_rate=rate, return_tensors="pt")
         return {"batch": batch, "pair": pair}
 

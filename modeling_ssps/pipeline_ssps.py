@@ -114,7 +114,8 @@ class SpeakerVerificationPipeline(Pipeline):
             preprocess["sampling_rate"] = int(sampling_rate)
         postprocess: dict[str, Any] = {}
         if threshold is not None:
-            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or not -1.0 <= threshold <= 1.0:
+            numeric = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+            if not numeric or not math.isfinite(threshold) or not -1.0 <= threshold <= 1.0:
                 raise ValueError(f"threshold must be a cosine score in [-1, 1], got {threshold!r}")
             postprocess["threshold"] = float(threshold)
         return preprocess, {}, postprocess

@@ -222,3 +222,16 @@ def test_evaluate_reports_eer_and_selects_best(tiny_wav_rows, tmp_path) -> None:
     trainer.eval_trials = [(1, "missing.wav", rows["utt_id"][0])]
     with pytest.raises(ValueError, match="missing.wav"):
         trainer.evaluate()
+
+
+def test_bad_training_sets_fail_at_start_up(tiny_wav_rows, tmp_path) -> None:
+    rows = {k: v for k, v in tiny_wav_rows.items() if k != "sample_index"}
+    with pytest.raises(ValueError, match="sample_index"):
+        make_trainer("simclr", rows, tmp_path)
+    rows = {k: v for k, v in tiny_wav_rows.items() if k != "audio"}
+    with pytest.raises(ValueError, match="audio"):
+        make_trainer("simclr", rows, tmp_path)
+    subset = dict(tiny_wav_rows)
+    subset["sample_index"] = [i + 4 for i in subset["sample_index"]]  # as after select(range(4, 12))
+    with pytest.raises(ValueError, match="renumber"):
+        make_trainer("simclr", subset, tmp_path)

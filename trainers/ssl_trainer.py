@@ -79,6 +79,7 @@ class SSLTrainer(Trainer):
                 f"{args.n_gpu} GPUs in one process (DataParallel) break queues and teachers: launch "
                 "with `accelerate launch` or `torchrun`, one process per GPU"
             )
+        self._check_dataset(kwargs.get("train_dataset"), args)
         self.method = build_method(args, model.config)
         if args.world_size > 1 and args.method != "moco" and args.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # MoCo uses shuffle-BN instead
@@ -101,6 +102,32 @@ class SSLTrainer(Trainer):
         self._add_callbacks()
 
     # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _check_dataset(dataset: Any, args: SSLTrainingArguments) -> None:
+        """Start-up checks, so that a bad dataset fails here with its reason instead of a
+        KeyError inside a DataLoader worker or an IndexError in the SSPS stores mid-training."""
+        if dataset is None:
+            return
+        features = getattr(dataset, "features", None)
+        columns = list(features) if features is not None else getattr(dataset, "column_names", None)
+        if columns is None:
+            return  # a stream whose schema is unknown until read
+        missing = [c for c in ("audio", "sample_index") if c not in columns]
+        if missing:
+            raise ValueError(
+                f"the training set has no {missing} column(s) (it has {sorted(columns)}): build it with "
+                "scripts/prepare_voxceleb.py, or add 'sample_index' = the row number"
+            )
+        if hasattr(dataset, "__len__") and args.ssps and len(dataset):
+            size = args.num_train_samples or len(dataset)
+            index = np.asarray(dataset["sample_index"])
+            if index.min() < 0 or index.max() >= size:
+                raise ValueError(
+                    f"sample_index must be in [0, {size}) for a training set of {size} rows, got "
+                    f"[{index.min()}, {index.max()}] (a select()ed or filtered subset keeps the old "
+                    "indices: renumber them, e.g. dataset.map(lambda _, i: {'sample_index': i}, with_indices=True))"
+                )
+
     def _num_train_samples(self) -> int:
         if self.args.num_train_samples is not None:
             return self.args.num_train_samples

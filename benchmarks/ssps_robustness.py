@@ -9,6 +9,10 @@ setting (agreement gate) and, for --paper_seeds, the paper's SSPS. Finished runs
 step whose output exists), so the study can be stopped and restarted. Prints one table row per
 run, then the mean and spread (min-max) over seeds per corpus and setting.
 
+It then validates the label-free diagnostic: `scripts/diagnose_ssps.py` on every kept base
+checkpoint of every run (different base-training lengths), and the correlation of each
+label-free statistic with the true pseudo-positive same-speaker rate over all of them.
+
 Corpora: `demo` (the tuned demo corpus), `weak` (synthetic voices at half the speaker spread,
 another corpus seed: a weak bootstrap), `tts` (espeak-ng voice variants; needs espeak-ng).
 """
@@ -24,13 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT
+
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = {
     "demo": ["--backend", "synth", "--corpus_seed", "1717", "--voice_spread", "1.0"],
     "weak": ["--backend", "synth", "--corpus_seed", "2026", "--voice_spread", "0.5"],
     "tts": ["--backend", "tts", "--corpus_seed", "1717"],
 }
-SETTINGS = {"baseline": "baseline", "ssps": "SSPS robust (gate)", "ssps_paper": "SSPS paper"}
+SETTINGS = {"baseline": "baseline", "ssps": "SSPS + agreement gate", "ssps_paper": "SSPS, paper"}
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--output_dir", type=Path, default=Path("outputs/study"))
@@ -52,6 +58,14 @@ if not args.report_only:
             subprocess.run([sys.executable, "scripts/demo.py", "--output_dir", str(folder), "--seed", str(seed),
                             *(["--compare_paper"] if paper else []), *CORPORA[corpus]], check=True, cwd=REPO)  # fmt: skip
             print(f"{folder}: {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+    for seed in args.seeds:
+        for corpus in args.corpora:
+            folder = args.output_dir / f"{corpus}-s{seed}"
+            if (folder / "summary.json").exists() and not (folder / "validation.json").exists():
+                base = sorted((folder / "base").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+                subprocess.run([sys.executable, "scripts/diagnose_ssps.py", "--checkpoint", *map(str, base), "--dataset",
+                                str(folder / "prepared" / "train"), "--ssps_num_clusters", "480", "--seed", str(seed),
+                                "--output", str(folder / "validation.json")], check=True, cwd=REPO)  # fmt: skip
 
 rows = []
 for corpus in args.corpora:
@@ -59,24 +73,60 @@ for corpus in args.corpora:
         summary = args.output_dir / f"{corpus}-s{seed}" / "summary.json"
         if summary.exists():
             rows.append((corpus, seed, json.loads(summary.read_text())))
-print("\n| corpus | seed | seed agreement | verdict | pseudo-pos. same speaker (gate / paper) | baseline EER | robust EER | paper EER | minutes |")
-print("|---|---|---|---|---|---|---|---|---|")
+def recommended(summary: dict) -> str:
+    """The setting the label-free verdict picks (the rule of scripts/demo.py)."""
+    return "ssps_paper" if summary["diagnosis"]["seed_agreement"] >= MIN_SEED_AGREEMENT else "ssps"
+
+
+def eer(summary: dict, key: str) -> float:
+    return summary["results"][key]["cross"]["eer_percent"] if key in summary["results"] else float("nan")
+
+
+print("\n| corpus | seed | seed agreement | pool same speaker (label) | pseudo-pos. same speaker: gate / paper | coverage: gate / paper "
+      "| baseline EER | gate EER | paper EER | recommended | minutes |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for corpus, seed, s in rows:
     r, d = s["results"], s["diagnosis"]
-    eer = {k: r[k]["cross"]["eer_percent"] if k in r else float("nan") for k in SETTINGS}
-    rate = lambda k: f"{r[k]['ssps/same_speaker_rate']:.3f}" if k in r and r[k].get("ssps/same_speaker_rate") is not None else "-"  # noqa: E731
-    print(f"| {corpus} | {seed} | {d['seed_agreement']:.3f} | {d['verdict']} | {rate('ssps')} / {rate('ssps_paper')} | "
-          f"{eer['baseline']:.2f} | {eer['ssps']:.2f} | {eer['ssps_paper']:.2f} | {s['minutes']:.1f} |")  # fmt: skip
-print("\n| corpus | seeds | baseline EER mean (min-max) | robust EER mean (min-max) | paper EER mean (min-max) | robust vs baseline (relative) |")
-print("|---|---|---|---|---|---|")
+    value = lambda k, m: f"{r[k][m]:.3f}" if k in r and r[k].get(m) is not None else "-"  # noqa: E731
+    print(f"| {corpus} | {seed} | {d['seed_agreement']:.3f} | {d.get('pool_same_speaker', float('nan')):.3f} | "
+          f"{value('ssps', 'ssps/same_speaker_rate')} / {value('ssps_paper', 'ssps/same_speaker_rate')} | "
+          f"{value('ssps', 'ssps/coverage')} / {value('ssps_paper', 'ssps/coverage')} | {eer(s, 'baseline'):.2f} | "
+          f"{eer(s, 'ssps'):.2f} | {eer(s, 'ssps_paper'):.2f} | {SETTINGS[recommended(s)]} | {s['minutes']:.1f} |")  # fmt: skip
+print("\n| corpus | seeds | baseline EER mean (min-max) | gate EER | paper EER | recommended EER | recommended vs baseline |")
+print("|---|---|---|---|---|---|---|")
 for corpus in args.corpora:
     mine = [s for c, _, s in rows if c == corpus]
     if not mine:
         continue
-    cells, means = [], {}
-    for key in SETTINGS:
-        values = np.array([s["results"][key]["cross"]["eer_percent"] for s in mine if key in s["results"]])
-        means[key] = values.mean() if values.size else float("nan")
-        cells.append(f"{values.mean():.2f} ({values.min():.2f}-{values.max():.2f})" if values.size else "-")
-    change = (means["ssps"] - means["baseline"]) / means["baseline"] * 100
+    columns = {key: np.array([eer(s, key) for s in mine]) for key in SETTINGS}
+    columns["recommended"] = np.array([eer(s, recommended(s)) for s in mine])
+    cells = [f"{v[np.isfinite(v)].mean():.2f} ({v[np.isfinite(v)].min():.2f}-{v[np.isfinite(v)].max():.2f})" if np.isfinite(v).any() else "-"
+             for v in columns.values()]  # fmt: skip
+    change = (columns["recommended"].mean() - columns["baseline"].mean()) / columns["baseline"].mean() * 100
     print(f"| {corpus} | {len(mine)} | " + " | ".join(cells) + f" | {change:+.1f} % |")
+
+# the diagnostic against the truth, over every base checkpoint of every run
+points = []
+for corpus in args.corpora:
+    for seed in args.seeds:
+        validation = args.output_dir / f"{corpus}-s{seed}" / "validation.json"
+        if validation.exists():
+            points += [(corpus, row) for row in json.loads(validation.read_text())["rows"]]
+if points:
+    truth = np.array([row["pool_same_speaker"] for _, row in points])
+    print(f"\nLabel-free statistics vs the true pool same-speaker rate ({len(points)} base checkpoints, "
+          f"{len({c for c, _ in points})} corpora; Pearson r, Spearman rho):\n")
+    print("| statistic | range | Pearson r | Spearman rho |")
+    print("|---|---|---|---|")
+    for name in ("seed_agreement", "pool_agreement", "crop_knn_overlap", "mutual_knn", "knn_same_speaker"):
+        values = np.array([row[name] for _, row in points])
+        rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+        pearson = float(np.corrcoef(values, truth)[0, 1])
+        spearman = float(np.corrcoef(rank(values), rank(truth))[0, 1])
+        label = " (uses labels)" if name == "knn_same_speaker" else ""
+        print(f"| {name}{label} | {values.min():.3f}-{values.max():.3f} | {pearson:.3f} | {spearman:.3f} |")
+    print("\n| corpus | checkpoint | seed agreement | pool agreement | crop kNN overlap | pool same speaker | gated same speaker |")
+    print("|---|---|---|---|---|---|---|")
+    for corpus, row in points:
+        print(f"| {corpus} | {Path(row['checkpoint']).name} | {row['seed_agreement']:.3f} | {row['pool_agreement']:.3f} | "
+              f"{row['crop_knn_overlap']:.3f} | {row['pool_same_speaker']:.3f} | {row['agreed_same_speaker']:.3f} |")  # fmt: skip

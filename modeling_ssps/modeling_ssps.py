@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -725,6 +726,15 @@ class SSPSForPreTraining(SSPSPreTrainedModel):
                 parameter.requires_grad_(False)
         self.post_init()
         self.reset_momentum_branch()
+
+    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        """As `PreTrainedModel.save_pretrained`; the folder's `auto_map` also names `SSPSModel`
+        for `AutoModel`, so every training checkpoint or averaged run loads as an encoder (the
+        student) with `AutoModel.from_pretrained(folder, trust_remote_code=True)`."""
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map.setdefault("AutoModel", "modeling_ssps.SSPSModel")
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def momentum_parameters(self) -> list[nn.Parameter]:
         """Parameters of the momentum branch, in the order of `student_parameters()`."""

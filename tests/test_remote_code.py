@@ -88,3 +88,29 @@ def test_remote_code_in_a_subprocess_without_the_package(tmp_path, tiny_ecapa_kw
     assert report["config_class"] == "SSPSConfig"
     assert report["extractor_class"] == "SSPSFeatureExtractor"
     torch.testing.assert_close(torch.tensor(report["embeddings"]), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_training_checkpoint_loads_as_its_student_encoder(tmp_path, tiny_ecapa_kwargs, rng) -> None:
+    """A checkpoint or averaged run folder (SSPSForPreTraining, with heads and a teacher) loads
+    through AutoModel + remote code as the student encoder, where the package is absent."""
+    from modeling_ssps import SSPSForPreTraining
+
+    folder = tmp_path / "averaged"
+    full = SSPSForPreTraining(SSPSConfig(**tiny_ecapa_kwargs, head_type="dino", momentum_branch=True, dino_output_dim=32,
+                                         dino_hidden_dim=16, dino_bottleneck_dim=8)).eval()  # fmt: skip
+    full.save_pretrained(folder)
+    SSPSFeatureExtractor().save_pretrained(folder)
+    assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"] == "modeling_ssps.SSPSModel"
+    waves = rng.standard_normal((2, 16000)).astype(np.float32) * 0.1
+    np.save(folder / "waves.npy", waves)
+    batch = SSPSFeatureExtractor()([waves[0], waves[1, :12000]], sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        expected = full.ssps(**batch).embeddings
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "home"))
+    code = CHILD.replace("REPO)", repr(str(REPO_ROOT)) + ")")
+    result = subprocess.run([sys.executable, "-c", code, str(folder)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["model_class"] == "SSPSModel"
+    torch.testing.assert_close(torch.tensor(report["embeddings"]), expected, atol=1e-5, rtol=1e-5)

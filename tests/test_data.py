@@ -97,3 +97,24 @@ def test_strategy_all_draws_each_branch(tmp_path, rng) -> None:
     wave = synthetic_voice(rng, 4000)
     unchanged = sum(np.array_equal(augment(wave, np.random.default_rng(s)), wave) for s in range(200))
     assert 30 <= unchanged <= 70  # "none" is one of four branches
+
+
+def test_prepared_audio_is_never_clipped_or_quantised_away(tmp_path) -> None:
+    """Float audio above full scale is scaled, not clipped; very quiet audio is scaled up, not
+    stored as zeros; silence is refused with its reason."""
+    from trainers.corpus import UnreadableAudio, decode_file
+
+    t = np.arange(16000) / 16000
+    voice = np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    for peak in (3.0, 1e-4):
+        path = tmp_path / f"peak-{peak}.wav"
+        wave = (voice / np.abs(voice).max() * peak).astype(np.float32)
+        soundfile.write(path, wave, 16000, subtype="FLOAT")
+        decoded = decode_file(path)
+        stored, _ = soundfile.read(io.BytesIO(decoded.flac), dtype="float32")
+        assert np.abs(stored).max() > 0.4 and np.abs(stored).max() <= 1.0
+        assert np.corrcoef(stored, wave)[0, 1] > 0.999  # the same waveform up to a gain
+        assert decoded.warnings and "scaled" in decoded.warnings[-1]
+    soundfile.write(tmp_path / "silent.wav", np.full(16000, 1e-8, dtype=np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(UnreadableAudio, match="silence"):
+        decode_file(tmp_path / "silent.wav")

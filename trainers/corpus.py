@@ -54,6 +54,28 @@ def _ffmpeg_decode(path: Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
+SILENCE_PEAK = 1e-6  # below this a file is silence for any encoder: refused
+QUIET_PEAK = 1e-2  # below this 16-bit storage would keep only a few levels: scaled up
+TARGET_PEAK = 0.5
+
+
+def normalise_level(wave: np.ndarray, path: str | Path, warnings: list[str]) -> np.ndarray:
+    """A waveform that 16-bit FLAC stores without damage. Peaks above 1 are scaled down (never
+    clipped) and very quiet audio is scaled up (it would quantise to a few levels or to zeros);
+    both are recorded in `warnings`. The log-mel front-end normalises each utterance, so a
+    gain changes nothing an encoder sees. Silence (peak < 1e-6) is refused."""
+    peak = float(np.abs(wave).max())
+    if peak < SILENCE_PEAK:
+        raise UnreadableAudio(f"{path}: silence (peak {peak:.1e})")
+    if peak > 1.0:
+        warnings.append(f"{path}: peak {peak:.3g} above full scale, scaled down by {peak / 0.99:.3g} (not clipped)")
+        return (wave * (0.99 / peak)).astype(np.float32)
+    if peak < QUIET_PEAK:
+        warnings.append(f"{path}: very quiet (peak {peak:.1e}), scaled up by {TARGET_PEAK / peak:.3g} for 16-bit storage")
+        return (wave * (TARGET_PEAK / peak)).astype(np.float32)
+    return wave
+
+
 def decode_file(path: str | Path, min_seconds: float = 0.5) -> DecodedAudio:
     """One file -> 16 kHz mono FLAC bytes (+ what was changed on the way)."""
     path = Path(path)
@@ -82,10 +104,9 @@ def decode_file(path: str | Path, min_seconds: float = 0.5) -> DecodedAudio:
         wave = torchaudio.functional.resample(torch.from_numpy(wave), rate, SAMPLING_RATE).numpy()
     if wave.shape[0] < min_seconds * SAMPLING_RATE:
         raise UnreadableAudio(f"{path}: {wave.shape[0] / SAMPLING_RATE:.2f} s, shorter than {min_seconds} s")
-    if float(np.abs(wave).max()) == 0.0:
-        raise UnreadableAudio(f"{path}: digital silence")
+    wave = normalise_level(wave, path, warnings)
     buffer = io.BytesIO()
-    soundfile.write(buffer, np.clip(wave, -1.0, 1.0), SAMPLING_RATE, format="FLAC", subtype="PCM_16")
+    soundfile.write(buffer, wave, SAMPLING_RATE, format="FLAC", subtype="PCM_16")
     return DecodedAudio(buffer.getvalue(), int(wave.shape[0]), tuple(warnings))
 
 

@@ -448,9 +448,11 @@ class SSPS(nn.Module):
             owners = self.queue.slot_index[start:stop]
             blocked = (owners[None, :] < 0) | (owners[None, :] == indices[:, None])
             similarity = similarity.masked_fill(blocked, float("-inf"))
-            slots = torch.arange(start, stop, device=query.device).expand(batch, -1)
-            values = torch.cat([best_values, similarity], dim=1)
-            candidates = torch.cat([best_slots, slots], dim=1)
+            # top-k of the chunk first, then merge with the running top-k: (b, 2k) per chunk
+            # instead of concatenating the whole (b, chunk) block and its slot numbers
+            chunk_values, chunk_top = similarity.topk(min(k, stop - start), dim=1)
+            values = torch.cat([best_values, chunk_values], dim=1)
+            candidates = torch.cat([best_slots, chunk_top + start], dim=1)
             best_values, top = values.topk(k, dim=1)
             best_slots = candidates.gather(1, top)
         rank = self._draw_candidates(batch, generator)

@@ -1,6 +1,7 @@
 """Import direction scripts -> trainers -> modeling_ssps (docs/architecture.md §1), checked on the source."""
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,3 +61,25 @@ def test_the_checker_sees_violations(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import torchaudio\ntry:\n    import soundfile\nexcept ImportError:\n    pass\n")
     assert imports(bad) == [("torchaudio", 0, False), ("soundfile", 0, True)]
+
+
+SSPS_MODULES = ("ssps.py", "memory.py", "kmeans.py", "ssps_diagnostics.py")
+
+
+@pytest.mark.parametrize("name", SSPS_MODULES)
+def test_ssps_modules_are_plain_torch(name: str) -> None:
+    """The SSPS core imports torch (and the standard library) and its siblings only."""
+    siblings = {Path(n).stem for n in SSPS_MODULES}
+    for module, level, _ in imports(REPO_ROOT / "trainers" / name):
+        top = module.split(".")[0]
+        if level:  # relative: a sibling of the SSPS core
+            assert top in siblings, f"trainers/{name} imports .{module}, outside the SSPS core"
+        else:
+            assert top in sys.stdlib_module_names or top == "torch", f"trainers/{name} imports {module}"
+
+
+def test_light_modules_do_not_import_the_trainer_stack() -> None:
+    code = "import sys, trainers.synthesis, trainers.ssps; print(sorted(m for m in ('accelerate', 'datasets', 'transformers.trainer') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -1,8 +1,25 @@
-"""Train-time half of the SSPS toolkit: SSL losses, memories, SSPS, the Trainer subclass."""
+"""Train-time half of the SSPS toolkit: SSL losses, memories, SSPS, the Trainer subclass.
 
-from .data import MultiViewCollator
-from .ssl_trainer import SSLTrainer
-from .ssps import SSPS, SSPSArguments
-from .training_args import SSLTrainingArguments
+The public names load lazily, so `import trainers.synthesis` (or `trainers.ssps`) does not
+import the Trainer stack (transformers' Trainer, accelerate, datasets).
+"""
 
-__all__ = ["SSPS", "MultiViewCollator", "SSLTrainer", "SSLTrainingArguments", "SSPSArguments"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "MultiViewCollator": ".data",
+    "SSLTrainer": ".ssl_trainer",
+    "SSPS": ".ssps",
+    "SSPSArguments": ".ssps",
+    "SSLTrainingArguments": ".training_args",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'trainers' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name], __name__), name)

@@ -18,6 +18,7 @@ skips finished shards. Unreadable files are skipped, counted and listed (never s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 from datasets import Dataset, Features, Value, concatenate_datasets
 from tqdm.auto import tqdm
 
-from trainers.corpus import UnreadableAudio, decode_file, list_audio, load_trials
+from trainers.corpus import UnreadableAudio, decode_file, ignored_files, list_audio, load_trials
 
 FEATURES = Features({
     "audio": Value("binary"), "utt_id": Value("string"), "speaker_id": Value("string"),
@@ -62,20 +63,43 @@ def row(job: tuple[str, str]) -> dict[str, object]:
     }  # fmt: skip
 
 
+# everything that changes the rows of a shard besides its files (bump on decoding changes)
+SETTINGS = {"min_seconds": args.min_seconds, "decoder": "flac16-level-normalised-v2"}
+
+
+def fingerprint(root: Path, names: list[str]) -> str:
+    """What a work shard was built from: its files (name, size, mtime) and the settings."""
+    entries = []
+    for name in names:
+        stat = (root / name).stat()
+        entries.append((name, stat.st_size, stat.st_mtime_ns))
+    return hashlib.sha256(json.dumps([entries, SETTINGS]).encode()).hexdigest()
+
+
 def build(split: str, root: Path, report: dict[str, object]) -> Dataset:
     work = args.output_dir / "_work" / split
     work.mkdir(parents=True, exist_ok=True)
     files = [p.relative_to(root).as_posix() for p in list_audio(root)]
+    ignored = ignored_files(root)
+    if ignored:
+        print(f"{split}: {len(ignored)} files ignored (wrong depth or suffix), e.g. {ignored[:3]}")
     if not files:
         raise SystemExit(f"no audio files under {root}/<speaker>/<video>/")
+    redone = 0
     skipped: list[str] = []
     warnings: list[str] = []
     shards = []
     with ProcessPoolExecutor(args.num_workers) as pool:
         for number, start in enumerate(tqdm(range(0, len(files), args.shard_size), desc=f"{split} shards")):
             target = work / f"shard-{number:05d}"
-            if not (target / "done.json").exists():
-                results = list(pool.map(row, [(str(root), f) for f in files[start : start + args.shard_size]], chunksize=16))
+            names = files[start : start + args.shard_size]
+            expected = fingerprint(root, names)
+            done = json.loads((target / "done.json").read_text()) if (target / "done.json").exists() else None
+            if done is not None and done.get("fingerprint") != expected:
+                redone += 1  # files added, removed or changed, another --shard_size, or other settings
+                done = None
+            if done is None:
+                results = list(pool.map(row, [(str(root), f) for f in names], chunksize=16))
                 good = [r for r in results if "error" not in r]
                 info = {
                     "skipped": [r["error"] for r in results if "error" in r],
@@ -83,6 +107,7 @@ def build(split: str, root: Path, report: dict[str, object]) -> Dataset:
                 }
                 columns = {key: [r[key] for r in good] for key in FEATURES}
                 info["rows"] = len(good)
+                info["fingerprint"] = expected
                 temporary = work / f".tmp-{number:05d}"
                 shutil.rmtree(temporary, ignore_errors=True)
                 temporary.mkdir(parents=True)
@@ -100,7 +125,11 @@ def build(split: str, root: Path, report: dict[str, object]) -> Dataset:
         raise SystemExit(f"no readable audio under {root}; skipped: {skipped[:5]}")
     dataset = concatenate_datasets(shards)
     dataset = dataset.add_column("sample_index", list(range(len(dataset))))  # row position, once
-    report[split] = {"files": len(files), "rows": len(dataset), "skipped": skipped, "warnings": warnings}
+    for stale in sorted(work.glob("shard-*"))[len(range(0, len(files), args.shard_size)) :]:
+        shutil.rmtree(stale)  # our own shards beyond the current count (fewer files or larger shards)
+    if redone:
+        print(f"{split}: {redone} work shards were stale (their files or settings changed) and were rebuilt")
+    report[split] = {"files": len(files), "rows": len(dataset), "skipped": skipped, "ignored": ignored, "warnings": warnings}
     if skipped:
         print(f"{split}: skipped {len(skipped)} unreadable files, e.g. {skipped[:3]}")
     return dataset
@@ -115,16 +144,25 @@ if args.train_root is not None:
     num_shards = max(1, min(args.parquet_shards, len(train)))
     for shard in range(num_shards):
         train.shard(num_shards, shard, contiguous=True).to_parquet(str(parquet / f"train-{shard:05d}.parquet"))
+try:  # read (and refused) before any decoding
+    trial_lists = {path: load_trials(path) for path in args.trials}
+except (OSError, ValueError) as error:
+    raise SystemExit(str(error)) from error
+if args.test_root is not None and trial_lists:
+    listed = {p.relative_to(args.test_root).as_posix() for p in list_audio(args.test_root)}
+    for path, trials in trial_lists.items():
+        missing = sorted({u for _, a, b in trials for u in (a, b) if u not in listed})
+        if missing:
+            raise SystemExit(f"{path}: {len(missing)} trial utterances are not files under {args.test_root}, e.g. {missing[:5]}")
 if args.test_root is not None:
     test = build("test", args.test_root, report)
     test.save_to_disk(str(args.output_dir / "test"))
     names = set(test["utt_id"])
     (args.output_dir / "trials").mkdir(parents=True, exist_ok=True)
-    for path in args.trials:
-        trials = load_trials(path)
+    for path, trials in trial_lists.items():
         missing = sorted({u for _, a, b in trials for u in (a, b) if u not in names})
         if missing:
-            raise SystemExit(f"{path}: {len(missing)} trial utterances are not in {args.test_root}, e.g. {missing[:5]}")
+            raise SystemExit(f"{path}: {len(missing)} trial utterances were unreadable in {args.test_root}, e.g. {missing[:5]}")
         shutil.copy(path, args.output_dir / "trials" / path.name)
         report.setdefault("trials", {})[path.name] = len(trials)  # type: ignore[union-attr]
 (args.output_dir / "report.json").write_text(json.dumps(report, indent=2))

@@ -222,3 +222,30 @@ def test_same_command_and_seed_give_the_same_run(tmp_path, tiny_wav_rows) -> Non
     (losses_a, weights_a), (losses_b, weights_b) = runs
     assert len(losses_a) == 4 and losses_a == losses_b
     assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_prepare_never_reuses_stale_work_and_lists_what_it_ignores(tmp_path, rng) -> None:
+    """Re-running after files were added/removed, or with another --shard_size, rebuilds the
+    affected work shards (fingerprints), and files at the wrong depth or with an unknown suffix
+    are listed in the report, not silently ignored."""
+    tree = tmp_path / "tree"
+    for k in range(5):
+        (tree / f"id{k % 2}" / "v1").mkdir(parents=True, exist_ok=True)
+        soundfile.write(tree / f"id{k % 2}" / "v1" / f"{k:05d}.wav", synthetic_voice(rng, 12000, 100.0 + 20 * k), 16000)
+    (tree / "stray.wav").write_bytes(b"x")
+    (tree / "id0" / "v1" / "notes.txt").write_text("not audio")
+    command = ["scripts/prepare_voxceleb.py", "--train_root", str(tree), "--output_dir", str(tmp_path / "out"), "--shard_size", "2", "--num_workers", "1"]
+    assert script(*command).returncode == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())["train"]
+    assert report["rows"] == 5 and len(report["ignored"]) == 2
+    assert any("stray.wav" in i and "depth" in i for i in report["ignored"]) and any("notes.txt" in i and "suffix" in i for i in report["ignored"])
+    (tree / "id0" / "v1" / "00000.wav").unlink()
+    soundfile.write(tree / "id1" / "v1" / "00009.wav", synthetic_voice(rng, 12000), 16000)
+    again = script(*command)
+    assert again.returncode == 0 and "stale" in again.stdout
+    names = load_from_disk(str(tmp_path / "out" / "train"))["utt_id"]
+    assert "id0/v1/00000.wav" not in names and "id1/v1/00009.wav" in names and len(names) == 5
+    larger = script(*command[:-4], "--shard_size", "3", "--num_workers", "1")
+    assert larger.returncode == 0
+    assert load_from_disk(str(tmp_path / "out" / "train"))["utt_id"] == names
+    assert len(list((tmp_path / "out" / "_work" / "train").glob("shard-*"))) == 2

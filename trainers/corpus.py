@@ -41,6 +41,20 @@ def list_audio(root: str | Path) -> list[Path]:
     return sorted(p for p in root.glob("*/*/*") if p.suffix.lower() in AUDIO_SUFFIXES)
 
 
+def ignored_files(root: str | Path) -> list[str]:
+    """Files under `root` that `list_audio` does not take, each with the reason: at another
+    depth than `<speaker>/<video>/<utt>`, or with a suffix that is not audio we decode."""
+    root = Path(root)
+    out = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if len(relative.parts) != 3:
+            out.append(f"{relative.as_posix()}: not at <speaker>/<video>/<utterance> depth")
+        elif path.suffix.lower() not in AUDIO_SUFFIXES:
+            out.append(f"{relative.as_posix()}: suffix {path.suffix or '(none)'} is not one of {', '.join(AUDIO_SUFFIXES)}")
+    return out
+
+
 def _ffmpeg_decode(path: Path) -> tuple[np.ndarray, int]:
     if shutil.which("ffmpeg") is None:
         raise UnreadableAudio(f"{path}: needs FFmpeg to decode {path.suffix} (apt-get install ffmpeg)")

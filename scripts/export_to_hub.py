@@ -44,6 +44,8 @@ parser.add_argument("--overwrite", action="store_true", help="Replace a non-empt
 parser.add_argument("--repo_id", default="ORG/ssps-speaker-encoder", help="Target repo (used in the card; required with --push).")
 parser.add_argument("--license", default="cc-by-4.0")
 parser.add_argument("--recipe", default=None, help="Training-recipe paragraph for the card (default: the spec's paper recipe).")
+parser.add_argument("--threshold_from", choices=["eer", "min_dcf_0.01", "min_dcf_0.05", "none"], default="eer",
+                    help="Decision threshold written into config.threshold, from the report's list --trials_name (default: the EER threshold; none keeps the config's).")
 parser.add_argument("--push", action="store_true", help="Upload the staged folder (default: dry run).")
 args = parser.parse_args()
 claim_output_dir(args.output_dir, args.overwrite, inputs=[args.model, args.eval_report])
@@ -64,6 +66,15 @@ except ValueError as error:
     raise SystemExit(str(error)) from error
 encoder.config.architectures = ["SSPSModel"]
 encoder.config.head_type, encoder.config.momentum_branch = "none", False  # the published model has no heads
+if args.threshold_from != "none":  # calibrated: same_speaker means something on this kind of trial
+    key = "eer_threshold" if args.threshold_from == "eer" else f"{args.threshold_from}_threshold"
+    if key not in metrics:
+        raise SystemExit(f"{args.eval_report} list {args.trials_name!r} has no {key}: re-run scripts/evaluate_sv.py")
+    encoder.config.threshold = float(metrics[key])
+    threshold_note = (f"calibrated at the {args.threshold_from.replace('_', ' ')} operating point of {args.dataset_name} "
+                      f"({metrics['trials']} trials)")  # fmt: skip
+else:
+    threshold_note = "not calibrated on any trial list: the configuration's value, set by hand; calibrate it on your own trials"
 
 # 2. stage the folder
 out = args.output_dir.with_name(args.output_dir.name + ".partial")  # written here, renamed at the end
@@ -106,7 +117,7 @@ table = (f"| trials | EER (%) | minDCF (p=0.01) | minDCF (p=0.05) |\n|---|---|--
 card = ModelCard.from_template(
     card_data, template_path=str(REPO / "model_cards" / "TEMPLATE.md"), title=spec["title"],
     method_name=spec["method_name"], ssps=spec["ssps"], embedding_dim=encoder.config.embedding_dim,
-    threshold=encoder.config.threshold, repo_id=args.repo_id, results_table=table,
+    threshold=round(encoder.config.threshold, 4), threshold_note=threshold_note, repo_id=args.repo_id, results_table=table,
     results_note=f"Measured with `scripts/evaluate_sv.py` on {args.dataset_name}; cosine scoring, no score normalisation.",
     recipe=args.recipe or spec["recipe"], limitations=spec["limitations"],
     encoder_description={"ecapa_tdnn": "ECAPA-TDNN", "fast_resnet34": "Fast ResNet-34"}[encoder.config.encoder_type],

@@ -36,7 +36,9 @@ def staged(tmp_path_factory) -> tuple[Path, SSPSForPreTraining]:
         for p in model.teacher.parameters():
             p.add_(0.01)
     model.save_pretrained(root / "averaged")
-    report = {"lists": {"trials_cross_session.txt": {"eer_percent": 12.3456, "min_dcf_0.01": 0.61, "min_dcf_0.05": 0.33, "trials": 100, "targets": 10}}}
+    report = {"lists": {"trials_cross_session.txt": {"eer_percent": 12.3456, "eer_threshold": 0.6789, "min_dcf_0.01": 0.61,
+                                                     "min_dcf_0.01_threshold": 0.81, "min_dcf_0.05": 0.33, "min_dcf_0.05_threshold": 0.75,
+                                                     "trials": 100, "targets": 10}}}  # fmt: skip
     (root / "report.json").write_text(json.dumps(report))
     result = subprocess.run(
         [sys.executable, "scripts/export_to_hub.py", "--model", str(root / "averaged"), "--card", "dino-ssps",
@@ -66,6 +68,9 @@ def test_staged_repo_is_complete_and_safe(staged) -> None:
     assert card.data.eval_results[0].dataset_name == "SSPS demo corpus, cross-session trials"
     assert "ssps" in card.data.tags and "speaker-verification" in card.data.tags
     assert "12.346" in card.text and REPO_ID in card.text
+    # the decision threshold is the report's EER threshold, and the card says where it comes from
+    assert config["threshold"] == pytest.approx(0.6789)
+    assert "0.6789" in card.text and "calibrated at the eer operating point" in card.text
 
 
 def hub_cache(home: Path, folder: Path) -> None:

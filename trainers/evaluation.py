@@ -112,13 +112,18 @@ def score_trials(
 
 
 def verification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """EER (%) and minDCF at p = 0.01 and 0.05, as reported in the model cards."""
+    """EER (%) and minDCF at p = 0.01 and 0.05 with the cosine thresholds reaching them (the
+    calibrated decision thresholds `export_to_hub.py --threshold_from` writes into a config)."""
     eer, threshold = equal_error_rate(scores, labels)
+    dcf_01, threshold_01 = min_dcf(scores, labels, 0.01)
+    dcf_05, threshold_05 = min_dcf(scores, labels, 0.05)
     return {
         "eer_percent": 100 * eer,
         "eer_threshold": threshold,
-        "min_dcf_0.01": min_dcf(scores, labels, 0.01)[0],
-        "min_dcf_0.05": min_dcf(scores, labels, 0.05)[0],
+        "min_dcf_0.01": dcf_01,
+        "min_dcf_0.01_threshold": threshold_01,
+        "min_dcf_0.05": dcf_05,
+        "min_dcf_0.05_threshold": threshold_05,
         "trials": int(labels.size),
         "targets": int(labels.sum()),
     }

@@ -162,8 +162,29 @@ if not args.skip_paper_scale:
 rows += kmeans_rows(20_000, 2_000, 192)
 rows += kmeans_rows(100_000, 5_000, 192)
 
+
+
+def cpu_kind() -> str:
+    """The vector units that decide k-means speed: AMX / AVX512-BF16 / AVX-512 / AVX2 (CPU), or the CUDA device."""
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    flags = ""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if f" {flag}" in flags:
+            return name
+    return platform.machine()
+
+
+from trainers.kmeans import _bf16_matmul_is_native  # noqa: E402  (what precision="auto" reads)
+
+auto = "certified" if _bf16_matmul_is_native(torch.device(device)) else "float32"
 print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
-      f"cpu={platform.processor() or platform.machine()} repeats={args.repeats} (median)")  # fmt: skip
+      f"cpu={platform.processor() or platform.machine()} kind={cpu_kind()} kmeans auto precision={auto} "
+      f"repeats={args.repeats} (median)")  # fmt: skip
 # the peer of each benchmark is its reference-style loop or faiss-cpu row; < 1 means ours is faster
 peer = {r["bench"]: r["seconds"] for r in rows if r["impl"].startswith(("per-anchor", "faiss"))}
 print("\n| benchmark | implementation | median time | time / peer |\n|---|---|---|---|")

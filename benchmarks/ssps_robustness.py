@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT
+from trainers.ssps_diagnostics import paper_ssps_recommended
 
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = {
@@ -75,7 +75,7 @@ for corpus in args.corpora:
             rows.append((corpus, seed, json.loads(summary.read_text())))
 def recommended(summary: dict) -> str:
     """The setting the label-free verdict picks (the rule of scripts/demo.py)."""
-    return "ssps_paper" if summary["diagnosis"]["seed_agreement"] >= MIN_SEED_AGREEMENT else "ssps"
+    return "ssps_paper" if paper_ssps_recommended(summary["diagnosis"]) else "ssps"
 
 
 def eer(summary: dict, key: str) -> float:

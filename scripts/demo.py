@@ -36,7 +36,7 @@ from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
 from trainers.checkpoints import latest_complete_checkpoint, list_checkpoints
-from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT
+from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT, VERDICT_STATISTIC, paper_ssps_recommended
 
 REPO = Path(__file__).resolve().parents[1]
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -104,7 +104,7 @@ if not diagnosis.exists():
         "--ssps_num_clusters", clusters, "--ssps_neighbour_clusters", str(ssps_settings["ssps_neighbour_clusters"]),
         "--seed", str(args.seed), "--output", str(diagnosis))  # fmt: skip
 diagnosed = json.loads(diagnosis.read_text())["rows"][-1]
-print(f"bootstrap diagnostic: seed agreement {diagnosed['seed_agreement']:.3f} -> the paper's SSPS is {diagnosed['verdict']}", flush=True)
+print(f"bootstrap diagnostic: {VERDICT_STATISTIC} {diagnosed[VERDICT_STATISTIC]:.3f} -> the paper's SSPS is {diagnosed['verdict']}", flush=True)
 
 # 5. filling pass on the base checkpoint (the stores the SSPS continuations start with)
 ssps_flags = ["--ssps", "--ssps_start_epoch", str(base_epochs), "--ssps_num_clusters", clusters, "--ssps_queue_size", queue]
@@ -127,7 +127,7 @@ SETTINGS = {  # name: (recipe, extra flags, table label)
     "ssps": ("configs/demo/simclr_ssps.json", ssps_flags, "SimCLR + SSPS, agreement gate"),
     "ssps_paper": ("configs/demo/simclr_ssps_paper.json", ssps_flags, "SimCLR + SSPS, paper"),
 }
-recommended = "ssps_paper" if diagnosed["seed_agreement"] >= MIN_SEED_AGREEMENT else "ssps"
+recommended = "ssps_paper" if paper_ssps_recommended(diagnosed) else "ssps"
 chosen = ["baseline", "ssps", "ssps_paper"] if args.compare_paper else ["baseline", recommended]
 RUNS = {name: SETTINGS[name] for name in chosen}
 total_epochs = str(base_epochs + extra_epochs)
@@ -161,7 +161,7 @@ corpus_report = json.loads((corpus / "corpus.json").read_text())
 speakers = corpus_report["train_speakers"]
 print(f"\nDemo ({preset} corpus, {corpus_report['train_utterances']} training utterances, {speakers} speakers; "
       f"SimCLR base {base_epochs} epochs, then +{extra_epochs} epochs each; seed {args.seed})\n")  # fmt: skip
-print(f"Bootstrap diagnostic (label-free): seed agreement {diagnosed['seed_agreement']:.3f} (threshold {MIN_SEED_AGREEMENT}): "
+print(f"Bootstrap diagnostic (label-free): {VERDICT_STATISTIC} {diagnosed[VERDICT_STATISTIC]:.3f} (threshold {MIN_SEED_AGREEMENT}): "
       f"the paper's SSPS is {diagnosed['verdict']}; recommended: {SETTINGS[recommended][2]}\n")  # fmt: skip
 print("| model | cross-session EER (%) | minDCF 0.01 | minDCF 0.05 | same-session EER (%) | pseudo-pos. same speaker | pseudo-pos. same session | coverage |")
 print("|---|---|---|---|---|---|---|---|")

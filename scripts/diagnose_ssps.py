@@ -8,8 +8,8 @@ takes its references from (DINO: the teacher), clusters them as SSPS would (K, M
 the label-free statistics of `trainers.ssps_diagnostics` with a verdict; where the dataset has
 `speaker_id` / `video_id` columns the label-based rates are printed next to them. Several
 `--checkpoint`s give one row each (e.g. the epochs of a base run). The verdict reads
-`seed_agreement` (the statistic the trainer also logs at every refresh): at or above
-`--min_agreement` the paper's SSPS is recommended (`--ssps_gate none`); below it the paper's
+`trainers.ssps_diagnostics.paper_ssps_recommended` (a threshold on one label-free
+statistic): when it holds the paper's SSPS is recommended (`--ssps_gate none`); below it the paper's
 SSPS is likely to hurt, and the recommendation is `--ssps_gate agreement` (only pairs that a
 second clustering confirms are substituted) or a longer base. docs/ssps_robustness.md has the
 validation behind the threshold.
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from trainers.data import audio_length, random_crop
 from trainers.evaluation import load_evaluated_encoder
 from trainers.methods import eval_mode
-from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT, bootstrap_diagnostics
+from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT, VERDICT_STATISTIC, bootstrap_diagnostics, paper_ssps_recommended
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="Checkpoint or model folder(s).")
@@ -42,7 +42,6 @@ parser.add_argument("--reference_seconds", type=float, default=4.0)
 parser.add_argument("--encoder", choices=["auto", "student", "teacher"], default="auto", help="auto: the DINO teacher, else the student.")
 parser.add_argument("--seed", type=int, default=1717)
 parser.add_argument("--batch_size", type=int, default=64)
-parser.add_argument("--min_agreement", type=float, default=MIN_SEED_AGREEMENT, help="Verdict threshold on seed_agreement.")
 parser.add_argument("--output", type=Path, default=None, help="JSON report (written atomically).")
 args = parser.parse_args()
 
@@ -85,7 +84,7 @@ for folder in tqdm(args.checkpoint, desc="diagnosing", disable=len(args.checkpoi
     first, second = embed(encoder, crops[0]), embed(encoder, crops[1])
     stats = bootstrap_diagnostics(first, second, args.ssps_num_clusters, args.ssps_neighbour_clusters,
                                   args.ssps_kmeans_iters, seed=args.seed, speaker=speaker, session=session)  # fmt: skip
-    helps = stats["seed_agreement"] >= args.min_agreement
+    helps = paper_ssps_recommended(stats)
     stats["verdict"] = "likely to help" if helps else "likely to hurt"
     stats["recommended_gate"] = "none" if helps else "agreement"
     report.append({"checkpoint": str(folder), **stats})
@@ -99,7 +98,7 @@ print("|---|" + "---|" * (len(shown) + 1))
 for row in report:
     print(f"| {Path(row['checkpoint']).name} | " + " | ".join(f"{row[c]:.3f}" for c in shown) + f" | {row['verdict']} |")
 last = report[-1]
-print(f"\nverdict: the paper's SSPS is {last['verdict']} (seed_agreement {last['seed_agreement']:.3f}, threshold {args.min_agreement}); "
+print(f"\nverdict: the paper's SSPS is {last['verdict']} ({VERDICT_STATISTIC} {last[VERDICT_STATISTIC]:.3f}, threshold {MIN_SEED_AGREEMENT}); "
       f"recommended: --ssps_gate {last['recommended_gate']}")  # fmt: skip
 if args.output:
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from conftest import synthetic_voice
 from datasets import Dataset, load_dataset, load_from_disk
 
 from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
-from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT
+from trainers.ssps_diagnostics import paper_ssps_recommended
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,7 +145,7 @@ def test_quick_demo_end_to_end(tmp_path) -> None:
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     recommended = summary["recommended"]
     assert recommended in ("ssps", "ssps_paper") and set(summary["results"]) == {"baseline", recommended}
-    assert recommended == ("ssps_paper" if summary["diagnosis"]["seed_agreement"] >= MIN_SEED_AGREEMENT else "ssps")
+    assert recommended == ("ssps_paper" if paper_ssps_recommended(summary["diagnosis"]) else "ssps")
     ssps = summary["results"][recommended]
     assert 0.0 <= ssps["cross"]["eer_percent"] <= 100.0
     assert ssps["ssps/coverage"] is not None and ssps["ssps/coverage"] > 0

@@ -107,3 +107,12 @@ def test_agreement_falls_with_purity_and_the_gate_raises_purity() -> None:
 def test_bad_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match="two \\(N, D\\) tensors"):
         bootstrap_diagnostics(torch.randn(10, 4), torch.randn(9, 4), 2, 1)
+
+
+def test_verdict_reads_its_statistic_against_the_threshold() -> None:
+    from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT, VERDICT_STATISTIC, paper_ssps_recommended
+
+    assert paper_ssps_recommended({VERDICT_STATISTIC: MIN_SEED_AGREEMENT})
+    assert not paper_ssps_recommended({VERDICT_STATISTIC: MIN_SEED_AGREEMENT - 1e-3})
+    first, second, speaker = planted(4.0, seed=5)  # a useless bootstrap: the gate is recommended
+    assert not paper_ssps_recommended(bootstrap_diagnostics(first, second, 40, 1))

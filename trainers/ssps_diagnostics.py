@@ -37,9 +37,18 @@ import torch
 from .kmeans import neighbour_table, spherical_kmeans
 
 NEIGHBOURS = 10
-# below this `seed_agreement` the paper's SSPS lost to the equal-epoch baseline in our runs
-# (docs/ssps_robustness.md); the trainer warns and the diagnostic's verdict reads it
+# The verdict: the paper's SSPS is recommended when this label-free statistic of the bootstrap
+# reaches the threshold (calibrated on the corpora of docs/ssps_robustness.md); below it the
+# agreement gate is. The trainer logs `seed_agreement` at every refresh and warns below
+# MIN_SEED_AGREEMENT when it runs without the gate.
+VERDICT_STATISTIC = "seed_agreement"
 MIN_SEED_AGREEMENT = 0.5
+
+
+def paper_ssps_recommended(stats: dict[str, float]) -> bool:
+    """The verdict for `bootstrap_diagnostics` output: True when the paper's SSPS (no gate)
+    is expected to help, False when the agreement gate is the safer setting."""
+    return stats[VERDICT_STATISTIC] >= MIN_SEED_AGREEMENT
 
 
 def nearest_neighbours(x: torch.Tensor, k: int, block: int = 2048) -> torch.Tensor:

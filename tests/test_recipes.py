@@ -1,0 +1,38 @@
+"""Every recipe does what it says: its schedules cover its epochs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trainers import SSLTrainingArguments
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = sorted((REPO / "configs").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_schedules_cover_the_epochs(path: Path) -> None:
+    recipe = json.loads(path.read_text())
+    defaults = SSLTrainingArguments.__dataclass_fields__
+    get = lambda name: recipe.get(name, defaults[name].default if name in defaults else None)  # noqa: E731
+    epochs = get("num_train_epochs")
+    last = min(epochs, get("stop_at_epoch") or epochs)  # epochs actually trained
+    if get("method") == "dino":
+        # the teacher momentum reaches exactly 1.0 at the end of its horizon: past it the
+        # evaluated teacher would never change
+        assert epochs <= get("dino_schedule_epochs"), f"{path.name}: {epochs} epochs on a {get('dino_schedule_epochs')}-epoch schedule"
+        assert get("dino_warmup_epochs") < last
+        assert get("dino_freeze_last_layer_epochs") < last
+    if get("method") == "swav":
+        assert get("swav_freeze_prototypes_epochs") < last
+    if get("ssps"):
+        assert get("ssps_start_epoch") < last, f"{path.name}: SSPS starts at epoch {get('ssps_start_epoch')} of {last}"
+    if get("stop_at_epoch") is not None:
+        assert get("stop_at_epoch") <= epochs
+    if path.stem.endswith(("_ssps", "_baseline")) and path.parent.name != "demo":
+        base = json.loads((path.parent / (path.stem.rsplit("_", 1)[0] + ".json")).read_text())
+        start = base.get("stop_at_epoch") or base["num_train_epochs"]
+        assert start < last, f"{path.name}: the continuation must start after its base (epoch {start})"
+        if get("ssps"):
+            assert get("ssps_start_epoch") == start, f"{path.name}: SSPS must start where the base stops ({start})"

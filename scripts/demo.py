@@ -36,7 +36,7 @@ from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
 from trainers.checkpoints import latest_complete_checkpoint, list_checkpoints
-from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT, VERDICT_STATISTIC, paper_ssps_recommended
+from trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, paper_ssps_recommended
 
 REPO = Path(__file__).resolve().parents[1]
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -161,7 +161,7 @@ corpus_report = json.loads((corpus / "corpus.json").read_text())
 speakers = corpus_report["train_speakers"]
 print(f"\nDemo ({preset} corpus, {corpus_report['train_utterances']} training utterances, {speakers} speakers; "
       f"SimCLR base {base_epochs} epochs, then +{extra_epochs} epochs each; seed {args.seed})\n")  # fmt: skip
-print(f"Bootstrap diagnostic (label-free): {VERDICT_STATISTIC} {diagnosed[VERDICT_STATISTIC]:.3f} (threshold {MIN_SEED_AGREEMENT}): "
+print(f"Bootstrap diagnostic (label-free): {VERDICT_STATISTIC} {diagnosed[VERDICT_STATISTIC]:.3f} (threshold {VERDICT_THRESHOLD}): "
       f"the paper's SSPS is {diagnosed['verdict']}; recommended: {SETTINGS[recommended][2]}\n")  # fmt: skip
 print("| model | cross-session EER (%) | minDCF 0.01 | minDCF 0.05 | same-session EER (%) | pseudo-pos. same speaker | pseudo-pos. same session | coverage |")
 print("|---|---|---|---|---|---|---|---|")

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from trainers.data import audio_length, random_crop
 from trainers.evaluation import load_evaluated_encoder
 from trainers.methods import eval_mode
-from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT, VERDICT_STATISTIC, bootstrap_diagnostics, paper_ssps_recommended
+from trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, bootstrap_diagnostics, paper_ssps_recommended
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="Checkpoint or model folder(s).")
@@ -98,7 +98,7 @@ print("|---|" + "---|" * (len(shown) + 1))
 for row in report:
     print(f"| {Path(row['checkpoint']).name} | " + " | ".join(f"{row[c]:.3f}" for c in shown) + f" | {row['verdict']} |")
 last = report[-1]
-print(f"\nverdict: the paper's SSPS is {last['verdict']} ({VERDICT_STATISTIC} {last[VERDICT_STATISTIC]:.3f}, threshold {MIN_SEED_AGREEMENT}); "
+print(f"\nverdict: the paper's SSPS is {last['verdict']} ({VERDICT_STATISTIC} {last[VERDICT_STATISTIC]:.3f}, threshold {VERDICT_THRESHOLD}); "
       f"recommended: --ssps_gate {last['recommended_gate']}")  # fmt: skip
 if args.output:
     args.output.parent.mkdir(parents=True, exist_ok=True)

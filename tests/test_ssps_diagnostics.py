@@ -110,9 +110,33 @@ def test_bad_shapes_are_refused() -> None:
 
 
 def test_verdict_reads_its_statistic_against_the_threshold() -> None:
-    from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT, VERDICT_STATISTIC, paper_ssps_recommended
+    from trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, paper_ssps_recommended
 
-    assert paper_ssps_recommended({VERDICT_STATISTIC: MIN_SEED_AGREEMENT})
-    assert not paper_ssps_recommended({VERDICT_STATISTIC: MIN_SEED_AGREEMENT - 1e-3})
+    assert paper_ssps_recommended({VERDICT_STATISTIC: VERDICT_THRESHOLD})
+    assert not paper_ssps_recommended({VERDICT_STATISTIC: VERDICT_THRESHOLD - 1e-3})
     first, second, speaker = planted(4.0, seed=5)  # a useless bootstrap: the gate is recommended
     assert not paper_ssps_recommended(bootstrap_diagnostics(first, second, 40, 1))
+
+
+def test_trainer_warns_when_an_ungated_run_has_a_weak_bootstrap(caplog) -> None:
+    """SSPSEpochCallback logs the refresh statistics, and warns below MIN_SEED_AGREEMENT when
+    the paper's SSPS (no gate) is running; with the gate, or above it, it stays quiet."""
+    import logging
+    from types import SimpleNamespace
+
+    from transformers.utils import logging as hf_logging
+
+    from trainers.callbacks import SSPSEpochCallback
+    from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT
+
+    hf_logging.enable_propagation()
+    for gate, agreement, warned in (("none", MIN_SEED_AGREEMENT - 0.1, True), ("agreement", 0.05, False), ("none", 0.9, False)):
+        logged = []
+        fake = SimpleNamespace(args=SimpleNamespace(gate=gate), active=lambda e: True, clustered_epoch=torch.tensor(-1),
+                               refresh=lambda e, a=agreement: {"ssps/seed_agreement": a})  # fmt: skip
+        callback = SSPSEpochCallback(fake, steps_per_epoch=4, log=logged.append)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            callback.on_step_begin(None, SimpleNamespace(global_step=8), None)
+        assert logged == [{"ssps/seed_agreement": agreement}]
+        assert ("bootstrap is weak" in caplog.text) == warned

@@ -82,13 +82,13 @@ def eer(summary: dict, key: str) -> float:
     return summary["results"][key]["cross"]["eer_percent"] if key in summary["results"] else float("nan")
 
 
-print("\n| corpus | seed | seed agreement | pool same speaker (label) | pseudo-pos. same speaker: gate / paper | coverage: gate / paper "
+print("\n| corpus | seed | pool agreement (label-free) | pool same speaker (labels) | pseudo-pos. same speaker: gate / paper | coverage: gate / paper "
       "| baseline EER | gate EER | paper EER | recommended | minutes |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for corpus, seed, s in rows:
     r, d = s["results"], s["diagnosis"]
     value = lambda k, m: f"{r[k][m]:.3f}" if k in r and r[k].get(m) is not None else "-"  # noqa: E731
-    print(f"| {corpus} | {seed} | {d['seed_agreement']:.3f} | {d.get('pool_same_speaker', float('nan')):.3f} | "
+    print(f"| {corpus} | {seed} | {d['pool_agreement']:.3f} | {d.get('pool_same_speaker', float('nan')):.3f} | "
           f"{value('ssps', 'ssps/same_speaker_rate')} / {value('ssps_paper', 'ssps/same_speaker_rate')} | "
           f"{value('ssps', 'ssps/coverage')} / {value('ssps_paper', 'ssps/coverage')} | {eer(s, 'baseline'):.2f} | "
           f"{eer(s, 'ssps'):.2f} | {eer(s, 'ssps_paper'):.2f} | {SETTINGS[recommended(s)]} | {s['minutes']:.1f} |")  # fmt: skip

@@ -36,6 +36,7 @@ CORPORA = {
     "weak": ["--backend", "synth", "--corpus_seed", "2026", "--voice_spread", "0.5"],
     "tts": ["--backend", "tts", "--corpus_seed", "1717"],
 }
+DEMO_SSPS = json.loads((REPO / "configs" / "demo" / "simclr_ssps.json").read_text())  # the K and M the demo uses
 SETTINGS = {"baseline": "baseline", "ssps": "SSPS + agreement gate", "ssps_paper": "SSPS, paper"}
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -64,7 +65,8 @@ if not args.report_only:
             if (folder / "summary.json").exists() and not (folder / "validation.json").exists():
                 base = sorted((folder / "base").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
                 subprocess.run([sys.executable, "scripts/diagnose_ssps.py", "--checkpoint", *map(str, base), "--dataset",
-                                str(folder / "prepared" / "train"), "--ssps_num_clusters", "480", "--seed", str(seed),
+                                str(folder / "prepared" / "train"), "--ssps_num_clusters", str(DEMO_SSPS["ssps_num_clusters"]),
+                                "--ssps_neighbour_clusters", str(DEMO_SSPS["ssps_neighbour_clusters"]), "--seed", str(seed),
                                 "--output", str(folder / "validation.json")], check=True, cwd=REPO)  # fmt: skip
 
 rows = []

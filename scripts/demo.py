@@ -35,7 +35,7 @@ import torch
 from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
-from trainers.checkpoints import latest_complete_checkpoint, list_checkpoints
+from trainers.checkpoints import latest_complete_checkpoint, list_checkpoints, ssl_state_sections
 from trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, paper_ssps_recommended
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,14 +108,7 @@ print(f"bootstrap diagnostic: {VERDICT_STATISTIC} {diagnosed[VERDICT_STATISTIC]:
 
 # 5. filling pass on the base checkpoint (the stores the SSPS continuations start with)
 ssps_flags = ["--ssps", "--ssps_start_epoch", str(base_epochs), "--ssps_num_clusters", clusters, "--ssps_queue_size", queue]
-state = base_checkpoint / "ssl_state.safetensors"
-has_ssps = False
-if state.exists():
-    from safetensors import safe_open
-
-    with safe_open(str(state), "pt") as f:
-        has_ssps = any(k.startswith("ssps.") for k in f.keys())
-if not has_ssps:
+if "ssps" not in ssl_state_sections(base_checkpoint):
     run("scripts/fill_ssps_queues.py", "--checkpoint", str(base_checkpoint), "--dataset", str(prepared / "train"),
         "--method", "simclr", "--output_dir", str(out / "fill"), "--use_cpu", "--report_to", "none", "--seed", str(args.seed),
         *ssps_flags)  # fmt: skip

@@ -59,21 +59,27 @@ session = None
 if "speaker_id" in labels and "video_id" in labels:
     session = torch.as_tensor(np.unique(np.char.add(np.char.add(labels["speaker_id"], "/"), labels["video_id"]), return_inverse=True)[1])
 crop = int(args.reference_seconds * 16000)
-rows = [dataset[i] for i in range(len(dataset))]
-lengths = [audio_length(r) for r in rows]
-crops = []
-for k in range(2):  # two independent clean crops per utterance, seeded per (seed, crop, row)
-    crops.append(np.stack([random_crop(r, n, crop, np.random.default_rng([args.seed, 7919, k, i])) for i, (r, n) in enumerate(zip(rows, lengths))]))
+
+
+def crops_of(start: int, stop: int) -> list[np.ndarray]:
+    """Two independent clean crops of rows [start, stop), seeded per (seed, crop, row): the same
+    crops for every checkpoint, decoded one batch at a time (memory: one batch of audio)."""
+    rows = [dataset[i] for i in range(start, stop)]
+    lengths = [audio_length(row) for row in rows]
+    return [np.stack([random_crop(row, n, crop, np.random.default_rng([args.seed, 7919, k, i]))
+                      for i, row, n in zip(range(start, stop), rows, lengths)]) for k in range(2)]  # fmt: skip
 
 
 @torch.no_grad()
-def embed(encoder: torch.nn.Module, waves: np.ndarray) -> torch.Tensor:
-    out = []
+def embed_both(encoder: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit-norm embeddings (N, D) of the first and of the second crop of every row."""
+    first, second = [], []
     with eval_mode(encoder):
-        for start in range(0, len(waves), args.batch_size):
-            batch = torch.from_numpy(waves[start : start + args.batch_size]).float()
-            out.append(torch.nn.functional.normalize(encoder(input_values=batch).embeddings.float(), dim=-1))
-    return torch.cat(out)
+        for start in range(0, len(dataset), args.batch_size):
+            for waves, out in zip(crops_of(start, min(start + args.batch_size, len(dataset))), (first, second)):
+                embeddings = encoder(input_values=torch.from_numpy(waves).float()).embeddings.float()
+                out.append(torch.nn.functional.normalize(embeddings, dim=-1))
+    return torch.cat(first), torch.cat(second)
 
 
 report = []
@@ -81,7 +87,7 @@ for folder in tqdm(args.checkpoint, desc="diagnosing", disable=len(args.checkpoi
     if not (folder / "config.json").exists():
         raise SystemExit(f"{folder}: not a model or checkpoint folder (no config.json)")
     encoder = load_evaluated_encoder(folder, args.encoder)
-    first, second = embed(encoder, crops[0]), embed(encoder, crops[1])
+    first, second = embed_both(encoder)
     stats = bootstrap_diagnostics(first, second, args.ssps_num_clusters, args.ssps_neighbour_clusters,
                                   args.ssps_kmeans_iters, seed=args.seed, speaker=speaker, session=session)  # fmt: skip
     helps = paper_ssps_recommended(stats)

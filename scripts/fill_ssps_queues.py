@@ -26,7 +26,7 @@ from transformers import HfArgumentParser
 
 from modeling_ssps import SSPSForPreTraining
 from trainers import MultiViewCollator, SSLTrainingArguments
-from trainers.checkpoints import read_ssl_state, write_ssl_state
+from trainers.checkpoints import SSL_STATE_NAME, read_ssl_state, write_ssl_state
 from trainers.dist import gather
 from trainers.methods import build_method, gather_views
 from trainers.ssps import SSPS
@@ -84,7 +84,7 @@ if accelerator.is_main_process:
     tensors = {k: v for k, v in read_ssl_state(checkpoint).items() if not k.startswith("ssps.")}
     tensors.update({f"ssps.{k}": v for k, v in ssps.state_dict().items()})
     write_ssl_state(checkpoint, tensors, step=-1)
-    path = checkpoint / "ssl_state.safetensors"
+    path = checkpoint / SSL_STATE_NAME
     filled = int(ssps.table.filled.sum()) if hasattr(ssps, "table") else int(ssps.queue.filled.sum())
     print(f"filled {filled} of {len(dataset)} rows; wrote {path}")
 accelerator.wait_for_everyone()

@@ -21,7 +21,8 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 WEIGHTS_NAME = "model.safetensors"
 SSL_STATE_NAME = "ssl_state.safetensors"
@@ -34,11 +35,15 @@ def _step(folder: Path) -> int:
     return int(folder.name.split("-")[1])
 
 
+def _checkpoint_folders(run_dir: str | Path) -> list[Path]:
+    """`checkpoint-<step>` folders of a run, sorted by step."""
+    found = [p for p in Path(run_dir).glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name) and p.is_dir()]
+    return sorted(found, key=_step)
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """`checkpoint-<step>` folders holding weights, sorted by step."""
-    found = [p for p in Path(run_dir).glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)]
-    found = [p for p in found if (p / WEIGHTS_NAME).exists()]
-    return sorted(found, key=_step)
+    return [p for p in _checkpoint_folders(run_dir) if (p / WEIGHTS_NAME).exists()]
 
 
 def _marker(folder: Path) -> dict[str, object]:
@@ -65,9 +70,8 @@ def complete_checkpoints(run_dir: str | Path, resumable: bool = False, warn: boo
     """Complete `checkpoint-<step>` folders of a run, by step; incomplete ones are skipped with
     a warning that names them. `resumable`: only those that still hold their SSL state (older
     checkpoints keep only their weights, for averaging: `strip_ssl_state`)."""
-    found = [p for p in Path(run_dir).glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name) and p.is_dir()]
     out = []
-    for folder in sorted(found, key=_step):
+    for folder in _checkpoint_folders(run_dir):
         reason = incomplete_reason(folder)
         if reason is not None:
             if warn:
@@ -88,8 +92,6 @@ def latest_complete_checkpoint(run_dir: str | Path) -> Path | None:
 def write_ssl_state(folder: Path, tensors: dict[str, torch.Tensor], step: int) -> None:
     """`ssl_state.safetensors` of a checkpoint (temp file + rename): sections `moco.*`,
     `swav.*`, `dino.*`, `ssps.*`."""
-    from safetensors.torch import save_file
-
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     temporary = folder / (SSL_STATE_NAME + ".tmp")
     save_file(contiguous, str(temporary), metadata={"global_step": str(step)})
@@ -100,6 +102,25 @@ def read_ssl_state(folder: Path) -> dict[str, torch.Tensor]:
     """The tensors of a checkpoint's SSL state; {} when it has none."""
     path = folder / SSL_STATE_NAME
     return load_file(str(path)) if path.exists() else {}
+
+
+def ssl_state_sections(folder: Path) -> set[str]:
+    """Names of the sections a checkpoint's SSL state holds (read from its header only)."""
+    path = folder / SSL_STATE_NAME
+    if not path.exists():
+        return set()
+    with safe_open(str(path), "pt") as handle:
+        return {key.split(".", 1)[0] for key in handle.keys()}
+
+
+def saved_with_ssps(folder: Path) -> bool:
+    """Whether the run that saved `folder` had SSPS on: its completion marker says so (older
+    checkpoints: SSPS diagnostics in its trainer-state logs)."""
+    if (folder / COMPLETE_NAME).exists():
+        return bool(_marker(folder).get("ssps", False))
+    state = folder / "trainer_state.json"
+    history = json.loads(state.read_text()).get("log_history", []) if state.exists() else []
+    return any(any(key.startswith("ssps/") for key in entry) for entry in history)
 
 
 def section(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:

@@ -2,13 +2,13 @@
 
 It owns the SSL state (MoCo queues, SwAV feature queue, DINO centre) and the `SSPS` module;
 `compute_loss` runs one step in the order of docs/architecture.md §3.3; callbacks decide when the EMA, the
-freezing, the clipping, the k-means refresh and the state saving happen. Only public Trainer
-methods are overridden (`compute_loss`, `create_optimizer`, `create_scheduler`, `train`, `log`).
+freezing, the clipping and the k-means refresh happen. Public Trainer methods are overridden
+(`compute_loss`, `create_optimizer`, `create_scheduler`, `train`, `evaluate`, `log`), plus one
+private pair, `_save_checkpoint` / `_get_output_dir`, only to make saves atomic.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ from .callbacks import (
     StopAtEpochCallback,
 )
 from .checkpoints import (
-    COMPLETE_NAME,
     SSL_STATE_NAME,
     STAGING_NAME,
     complete_checkpoints,
@@ -40,6 +39,7 @@ from .checkpoints import (
     latest_complete_checkpoint,
     mark_complete,
     read_ssl_state,
+    saved_with_ssps,
     section,
     strip_ssl_state,
     write_ssl_state,
@@ -344,7 +344,7 @@ class SSLTrainer(Trainer):
             epoch = step // self.steps_per_epoch
             if not self.ssps.collecting(epoch):
                 return  # a base-SSL continuation: collection starts later
-            if self._saved_by_ssps_run(folder):
+            if saved_with_ssps(folder):
                 raise FileNotFoundError(
                     f"{path} has no SSPS stores, but this checkpoint was saved by an SSPS run (epoch {epoch}): "
                     "its stores are lost, and refilling them would silently change the run. Resume from an "
@@ -354,17 +354,6 @@ class SSLTrainer(Trainer):
                 f"{path} has no 'ssps' section, but epoch {epoch} already uses SSPS: it is a base "
                 "checkpoint, run scripts/fill_ssps_queues.py on it first"
             )
-
-    @staticmethod
-    def _saved_by_ssps_run(folder: Path) -> bool:
-        """Whether the run that saved `folder` had SSPS on: its completion marker says so
-        (older checkpoints: SSPS diagnostics in its trainer-state logs)."""
-        marker = folder / COMPLETE_NAME
-        if marker.exists():
-            return bool(json.loads(marker.read_text()).get("ssps", False))
-        state = folder / "trainer_state.json"
-        history = json.loads(state.read_text()).get("log_history", []) if state.exists() else []
-        return any(any(key.startswith("ssps/") for key in entry) for entry in history)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         if resume_from_checkpoint is True:

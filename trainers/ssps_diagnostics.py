@@ -39,9 +39,9 @@ from .kmeans import neighbour_table, spherical_kmeans
 NEIGHBOURS = 10
 # The verdict: the paper's SSPS is recommended when this label-free statistic of the bootstrap
 # reaches the threshold, else the agreement gate is. `pool_agreement` tracked the true pool
-# same-speaker rate best over every base checkpoint of our corpora, and 0.35 separates the
-# corpus where the paper's SSPS helped (0.384; pool purity 0.60) from the one where it did not
-# (0.326; purity 0.51); see docs/ssps_robustness.md. The trainer can only compute the
+# same-speaker rate best over every base checkpoint of our corpora; 0.35 was placed between
+# the single runs of the corpus where the paper's SSPS was lower (0.384; pool purity 0.60) and
+# the one where it was not (0.326; purity 0.51): a rough calibration, see docs/ssps_robustness.md. The trainer can only compute the
 # same-crop `seed_agreement` at its refreshes (a coarser estimate): it warns below
 # MIN_SEED_AGREEMENT when it runs without the gate.
 VERDICT_STATISTIC = "pool_agreement"

@@ -19,24 +19,30 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import load_from_disk
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
+from modeling_ssps import SSPSConfig
+from trainers.audio_datasets import add_arguments, columns_from, load_audio_dataset, standardize
 from trainers.evaluation import embed_rows, load_evaluated_encoder
 from trainers.kmeans import normalized_mutual_info, spherical_kmeans
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--models", type=Path, nargs="+", required=True, help="SSPSModel or SSPSForPreTraining folders.")
-parser.add_argument("--dataset", type=Path, required=True, help="save_to_disk folder with audio, speaker_id, video_id.")
+parser.add_argument("--dataset", required=True, help="Any 🤗 audio dataset (folder or Hub id) with speaker and video columns.")
 parser.add_argument("--output_dir", type=Path, default=Path("analysis"))
 parser.add_argument("--seed", type=int, default=0)
+add_arguments(parser)
 args = parser.parse_args()
 
-dataset = load_from_disk(str(args.dataset))
+rate = SSPSConfig.from_pretrained(args.models[0]).sampling_rate
+try:
+    dataset = standardize(load_audio_dataset(args.dataset, args.split), rate, columns_from(args))
+except (OSError, ValueError) as error:
+    raise SystemExit(f"{args.dataset}: {error}") from error
 for column in ("speaker_id", "video_id"):
     if column not in dataset.column_names:
-        raise SystemExit(f"{args.dataset} has no {column} column")
+        raise SystemExit(f"{args.dataset} has no {column} column (pass --speaker_column / --video_column)")
 speakers = np.unique(np.asarray(dataset["speaker_id"]), return_inverse=True)[1]
 sessions = np.unique(np.asarray([f"{s}/{v}" for s, v in zip(dataset["speaker_id"], dataset["video_id"])]), return_inverse=True)[1]
 args.output_dir.mkdir(parents=True, exist_ok=True)

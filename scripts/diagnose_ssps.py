@@ -24,17 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import load_from_disk
 from tqdm.auto import tqdm
 
-from trainers.data import audio_length, random_crop
+from modeling_ssps import SSPSConfig
+from trainers.audio_datasets import add_arguments, columns_from, load_audio_dataset, standardize
+from trainers.data import audio_length, decoded, random_crop
 from trainers.evaluation import load_evaluated_encoder
 from trainers.methods import eval_mode
 from trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, bootstrap_diagnostics, paper_ssps_recommended
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="Checkpoint or model folder(s).")
-parser.add_argument("--dataset", type=Path, required=True, help="Training set (save_to_disk folder).")
+parser.add_argument("--dataset", required=True, help="Training set: any 🤗 audio dataset (folder or Hub id).")
 parser.add_argument("--ssps_num_clusters", type=int, required=True, help="K of the SSPS run.")
 parser.add_argument("--ssps_neighbour_clusters", type=int, default=1, help="M of the SSPS run.")
 parser.add_argument("--ssps_kmeans_iters", type=int, default=10)
@@ -43,13 +44,17 @@ parser.add_argument("--encoder", choices=["auto", "student", "teacher"], default
 parser.add_argument("--seed", type=int, default=1717)
 parser.add_argument("--batch_size", type=int, default=64)
 parser.add_argument("--output", type=Path, default=None, help="JSON report (written atomically).")
+add_arguments(parser)
 args = parser.parse_args()
 
-if not args.dataset.exists():
-    raise SystemExit(f"{args.dataset}: dataset folder not found")
-dataset = load_from_disk(str(args.dataset))
-if "audio" not in dataset.column_names:
-    raise SystemExit(f"{args.dataset}: no 'audio' column")
+for folder in args.checkpoint:
+    if not (folder / "config.json").exists():
+        raise SystemExit(f"{folder}: not a model or checkpoint folder (no config.json)")
+rate = SSPSConfig.from_pretrained(args.checkpoint[0]).sampling_rate
+try:
+    dataset = standardize(load_audio_dataset(args.dataset, args.split), rate, columns_from(args))
+except (OSError, ValueError) as error:
+    raise SystemExit(f"{args.dataset}: {error}") from error
 labels = {}
 for column in ("speaker_id", "video_id"):
     if column in dataset.column_names:
@@ -58,14 +63,14 @@ speaker = torch.as_tensor(np.unique(labels["speaker_id"], return_inverse=True)[1
 session = None
 if "speaker_id" in labels and "video_id" in labels:
     session = torch.as_tensor(np.unique(np.char.add(np.char.add(labels["speaker_id"], "/"), labels["video_id"]), return_inverse=True)[1])
-crop = int(args.reference_seconds * 16000)
+crop = int(args.reference_seconds * rate)
 
 
 def crops_of(start: int, stop: int) -> list[np.ndarray]:
     """Two independent clean crops of rows [start, stop), seeded per (seed, crop, row): the same
     crops for every checkpoint, decoded one batch at a time (memory: one batch of audio)."""
-    rows = [dataset[i] for i in range(start, stop)]
-    lengths = [audio_length(row) for row in rows]
+    rows = [decoded(dataset[i], rate) for i in range(start, stop)]
+    lengths = [audio_length(row, rate) for row in rows]
     return [np.stack([random_crop(row, n, crop, np.random.default_rng([args.seed, 7919, k, i]))
                       for i, row, n in zip(range(start, stop), rows, lengths)]) for k in range(2)]  # fmt: skip
 
@@ -84,8 +89,6 @@ def embed_both(encoder: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
 
 report = []
 for folder in tqdm(args.checkpoint, desc="diagnosing", disable=len(args.checkpoint) == 1):
-    if not (folder / "config.json").exists():
-        raise SystemExit(f"{folder}: not a model or checkpoint folder (no config.json)")
     encoder = load_evaluated_encoder(folder, args.encoder)
     first, second = embed_both(encoder)
     stats = bootstrap_diagnostics(first, second, args.ssps_num_clusters, args.ssps_neighbour_clusters,
@@ -95,7 +98,17 @@ for folder in tqdm(args.checkpoint, desc="diagnosing", disable=len(args.checkpoi
     stats["recommended_gate"] = "none" if helps else "agreement"
     report.append({"checkpoint": str(folder), **stats})
 
-columns = ["pool_agreement", "seed_agreement", "mutual_knn", "crop_knn_overlap", "knn_same_speaker", "pool_same_speaker", "pool_same_session", "agreed_same_speaker", "crop_agreed_same_speaker"]
+columns = [
+    "pool_agreement",
+    "seed_agreement",
+    "mutual_knn",
+    "crop_knn_overlap",
+    "knn_same_speaker",
+    "pool_same_speaker",
+    "pool_same_session",
+    "agreed_same_speaker",
+    "crop_agreed_same_speaker",
+]
 shown = [c for c in columns if c in report[0]]
 print(f"\nSSPS bootstrap diagnostics (K={args.ssps_num_clusters}, M={args.ssps_neighbour_clusters}, {len(dataset)} utterances"
       f"{', chance same speaker ' + format(1 / len(set(labels['speaker_id'])), '.3f') if speaker is not None else ''})\n")  # fmt: skip

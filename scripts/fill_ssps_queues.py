@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from datasets import load_from_disk
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from modeling_ssps import SSPSForPreTraining
+from modeling_ssps import SSPSConfig, SSPSForPreTraining
 from trainers import MultiViewCollator, SSLTrainingArguments
+from trainers.audio_datasets import DatasetColumns, load_audio_dataset, standardize
 from trainers.checkpoints import SSL_STATE_NAME, read_ssl_state, write_ssl_state
 from trainers.dist import gather
 from trainers.methods import build_method, gather_views
@@ -35,28 +35,32 @@ from trainers.ssps import SSPS
 @dataclass
 class FillArguments:
     checkpoint: str = field(metadata={"help": "Base checkpoint folder (checkpoint-N of an SSL run)."})
-    dataset: str = field(metadata={"help": "Training set saved with datasets.save_to_disk (audio, sample_index)."})
+    dataset: str = field(metadata={"help": "The training set of the run (any 🤗 audio dataset, map-style, same columns options)."})
     batch_size: int = field(default=64, metadata={"help": "Per-process batch of the pass (no gradient: larger is fine)."})
     epoch: int | None = field(default=None, metadata={"help": "Epoch whose order to use (default: ssps_start_epoch)."})
     crop_seconds: float = field(default=2.0, metadata={"help": "View length (2 s; DINO globals: 4 s)."})
 
 
-parser = HfArgumentParser((FillArguments, SSLTrainingArguments))
-fill, training = parser.parse_args_into_dataclasses()
+parser = HfArgumentParser((FillArguments, DatasetColumns, SSLTrainingArguments))
+fill, columns, training = parser.parse_args_into_dataclasses()
 accelerator = Accelerator(cpu=training.use_cpu)
 checkpoint = Path(fill.checkpoint)
 if not (checkpoint / "config.json").exists():
     raise SystemExit(f"{checkpoint} is not a checkpoint folder (no config.json)")
 
 # data, in the seeded order of epoch S
-dataset = load_from_disk(fill.dataset)
+rate = SSPSConfig.from_pretrained(checkpoint).sampling_rate
+try:
+    dataset = standardize(load_audio_dataset(fill.dataset, columns.split), rate, columns)  # sample_index as in train.py
+except (OSError, ValueError) as error:
+    raise SystemExit(f"{fill.dataset}: {error}") from error
 epoch = training.ssps_start_epoch if fill.epoch is None else fill.epoch
 order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(training.seed * 1009 + epoch))
 dino = training.method == "dino"
-crop = int((4.0 if dino else fill.crop_seconds) * 16000)
+crop = int((4.0 if dino else fill.crop_seconds) * rate)
 collator = MultiViewCollator(
-    num_views=2, crop_samples=crop, reference_samples=int(training.ssps_reference_seconds * 16000),
-    seed=training.seed,
+    num_views=2, crop_samples=crop, reference_samples=int(training.ssps_reference_seconds * rate),
+    seed=training.seed, sampling_rate=rate,
 )  # fmt: skip
 collator.epoch = epoch
 loader = DataLoader(

@@ -1,13 +1,15 @@
-"""Local VoxCeleb-layout audio -> 🤗 datasets on disk (Arrow) and parquet shards (streaming).
+"""Local VoxCeleb-layout audio -> standard 🤗 audio datasets on disk (Arrow) and parquet shards.
 
     python scripts/prepare_voxceleb.py --train_root data/vox2/dev/aac --test_root data/vox1/test/wav \\
-        --trials data/vox1/veri_test2.txt --output_dir data/prepared
+        --trials data/vox1/veri_test2.txt --output_dir data/prepared [--push_to_hub user/voxceleb-ssps]
 
-Outputs under --output_dir:
-    train/                 Arrow dataset: audio (16 kHz mono FLAC bytes), sample_index (row
-                           position, assigned once here), utt_id, speaker_id, video_id, duration
-    train_parquet/         the same rows as parquet shards (for --streaming / publishing)
-    test/                  the test utterances (same columns, without sample_index semantics)
+The fast path for raw VoxCeleb trees (parallel, resumable, every file checked), not a
+requirement: the training scripts read any 🤗 audio dataset. Outputs under --output_dir:
+    train/                 Arrow dataset: audio (`datasets.Audio`, 16 kHz mono FLAC), utt_id,
+                           speaker_id, video_id, duration, sample_index (row position)
+    train_parquet/data/    the same rows as parquet shards in the layout `push_to_hub` writes
+                           (`train-XXXXX-of-YYYYY.parquet`): `load_dataset(folder, streaming=True)`
+    test/                  the test utterances (same columns)
     trials/<name>.txt      copies of the trial lists (label enroll test), checked against test/
     report.json            counts, skipped (unreadable) files with reasons, warnings
 
@@ -25,13 +27,13 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from datasets import Dataset, Features, Value, concatenate_datasets
+from datasets import Audio, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_from_disk
 from tqdm.auto import tqdm
 
 from trainers.corpus import UnreadableAudio, decode_file, ignored_files, list_audio, load_trials
 
 FEATURES = Features({
-    "audio": Value("binary"), "utt_id": Value("string"), "speaker_id": Value("string"),
+    "audio": Audio(sampling_rate=16000), "utt_id": Value("string"), "speaker_id": Value("string"),
     "video_id": Value("string"), "duration": Value("float32"),
 })  # fmt: skip
 
@@ -44,6 +46,8 @@ parser.add_argument("--num_workers", type=int, default=os.cpu_count() or 1)
 parser.add_argument("--shard_size", type=int, default=2000, help="Files per resumable work shard.")
 parser.add_argument("--parquet_shards", type=int, default=4, help="Parquet files for streaming.")
 parser.add_argument("--min_seconds", type=float, default=0.5, help="Shorter files are skipped.")
+parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="Also publish train/test as a Hub dataset (token: HF_TOKEN or the HF login).")
+parser.add_argument("--private", action="store_true", help="With --push_to_hub: a private dataset repository.")
 args = parser.parse_args()
 if args.train_root is None and args.test_root is None:
     raise SystemExit("give --train_root and/or --test_root")
@@ -58,13 +62,13 @@ def row(job: tuple[str, str]) -> dict[str, object]:
         return {"error": str(error)}
     speaker, video = Path(name).parts[:2]
     return {
-        "audio": decoded.flac, "utt_id": Path(name).as_posix(), "speaker_id": speaker,
+        "audio": {"bytes": decoded.flac, "path": Path(name).with_suffix(".flac").as_posix()}, "utt_id": Path(name).as_posix(), "speaker_id": speaker,
         "video_id": video, "duration": decoded.num_samples / 16000, "warnings": list(decoded.warnings),
     }  # fmt: skip
 
 
 # everything that changes the rows of a shard besides its files (bump on decoding changes)
-SETTINGS = {"min_seconds": args.min_seconds, "decoder": "flac16-level-normalised-v2"}
+SETTINGS = {"min_seconds": args.min_seconds, "decoder": "flac16-level-normalised-v2", "schema": "audio-feature-v3"}
 
 
 def fingerprint(root: Path, names: list[str]) -> str:
@@ -139,11 +143,16 @@ report: dict[str, object] = {}
 if args.train_root is not None:
     train = build("train", args.train_root, report)
     train.save_to_disk(str(args.output_dir / "train"))
-    parquet = args.output_dir / "train_parquet"
+    parquet = args.output_dir / "train_parquet" / "data"  # the file layout of push_to_hub
     parquet.mkdir(parents=True, exist_ok=True)
     num_shards = max(1, min(args.parquet_shards, len(train)))
+    for stale in parquet.glob("train-*.parquet"):
+        if not stale.name.endswith(f"-of-{num_shards:05d}.parquet"):
+            stale.unlink()  # our own shards of an earlier run with another --parquet_shards
     for shard in range(num_shards):
-        train.shard(num_shards, shard, contiguous=True).to_parquet(str(parquet / f"train-{shard:05d}.parquet"))
+        target = parquet / f"train-{shard:05d}-of-{num_shards:05d}.parquet"
+        train.shard(num_shards, shard, contiguous=True).to_parquet(str(target.with_suffix(".tmp")))
+        os.replace(target.with_suffix(".tmp"), target)
 try:  # read (and refused) before any decoding
     trial_lists = {path: load_trials(path) for path in args.trials}
 except (OSError, ValueError) as error:
@@ -166,5 +175,9 @@ if args.test_root is not None:
         shutil.copy(path, args.output_dir / "trials" / path.name)
         report.setdefault("trials", {})[path.name] = len(trials)  # type: ignore[union-attr]
 (args.output_dir / "report.json").write_text(json.dumps(report, indent=2))
+if args.push_to_hub:
+    published = DatasetDict({name: load_from_disk(str(args.output_dir / name)) for name in ("train", "test") if (args.output_dir / name).exists()})
+    published.push_to_hub(args.push_to_hub, private=args.private)  # token from HF_TOKEN or the login, never printed
+    print(f"published {sorted(published)} to the Hub dataset {args.push_to_hub}")
 print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk in ("files", "rows")} if isinstance(v, dict) and "rows" in v else v)
                   for k, v in report.items()}, indent=2))  # fmt: skip

@@ -16,11 +16,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import load_dataset, load_from_disk
 from transformers import HfArgumentParser, set_seed
 
 from modeling_ssps import SSPSConfig, SSPSFeatureExtractor, SSPSForPreTraining
 from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from trainers.audio_datasets import DatasetColumns, load_audio_dataset, position_indexed, standardize
 from trainers.checkpoints import latest_complete_checkpoint
 from trainers.corpus import load_trials
 from trainers.data import WaveformAugment
@@ -44,10 +44,16 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    dataset: str = field(default="data/prepared/train", metadata={"help": "save_to_disk folder, parquet folder/glob, or a Hub dataset id (with --streaming)."})
-    streaming: bool = field(default=False, metadata={"help": "Stream (parquet shards or Hub): needs --max_steps and --num_train_samples."})
+    dataset: str = field(
+        default="data/prepared/train",
+        metadata={"help": "Any 🤗 audio dataset: save_to_disk folder, parquet/audiofolder folder, or a Hub id."},
+    )
+    streaming: bool = field(default=False, metadata={"help": "Stream it: needs --max_steps and --num_train_samples (the stream's length)."})
     shuffle_buffer: int = field(default=10000, metadata={"help": "Streaming shuffle buffer (rows)."})
-    eval_dataset: str | None = field(default=None, metadata={"help": "Test utterances (save_to_disk folder) for periodic EER."})
+    eval_dataset: str | None = field(
+        default=None, metadata={"help": "Test utterances (any 🤗 audio dataset with utt_id) for periodic EER."}
+    )
+    eval_split: str | None = field(default=None, metadata={"help": "Split of --eval_dataset (default: its only one, else 'train')."})
     eval_trials: str | None = field(default=None, metadata={"help": "Trial list (label enroll test) over --eval_dataset."})
     musan_dir: str | None = field(default=None, metadata={"help": "MUSAN-layout folder (noise/ speech/ music/); none: no additive noise."})
     rir_dir: str | None = field(default=None, metadata={"help": "RIR folder; none: no reverberation."})
@@ -66,8 +72,12 @@ known, _ = pre.parse_known_args()
 argv = sys.argv[1:]
 if "--recipe" in argv:  # consumed here; not a field of the argument dataclasses
     del argv[argv.index("--recipe") : argv.index("--recipe") + 2]
-recipe_path = Path(known.recipe) if known.recipe else REPO / "configs" / ENCODER_FOLDERS[known.encoder] / f"{known.method}{'_ssps' if known.ssps else ''}.json"
-parser = HfArgumentParser((ModelArguments, DataArguments, SSLTrainingArguments), description=__doc__ + (
+recipe_path = (
+    Path(known.recipe)
+    if known.recipe
+    else REPO / "configs" / ENCODER_FOLDERS[known.encoder] / f"{known.method}{'_ssps' if known.ssps else ''}.json"
+)
+parser = HfArgumentParser((ModelArguments, DataArguments, DatasetColumns, SSLTrainingArguments), description=__doc__ + (
     "\n--recipe FILE: the recipe JSON (default: configs/<encoder>/<method>[_ssps].json)."))  # fmt: skip
 if recipe_path.exists():
     try:
@@ -80,43 +90,13 @@ if recipe_path.exists():
     parser.set_defaults(**recipe)
 elif known.recipe:
     raise SystemExit(f"recipe {recipe_path} does not exist")
-model_args, data_args, training = parser.parse_args_into_dataclasses(args=argv)
+model_args, data_args, columns, training = parser.parse_args_into_dataclasses(args=argv)
 print(f"recipe: {recipe_path if recipe_path.exists() else 'none'}", file=sys.stderr)
 # seed before anything random is built (model init, heads, MoCo queues): same command, same run
 set_seed(training.seed)
 
-# 2. data
-if data_args.streaming:
-    if training.max_steps <= 0 or training.num_train_samples is None:
-        raise SystemExit("--streaming needs --max_steps and --num_train_samples (virtual epochs)")
-    source = Path(data_args.dataset)
-    if source.is_dir():
-        train_dataset = load_dataset("parquet", data_files=sorted(str(p) for p in source.glob("*.parquet")), split="train", streaming=True)
-    else:
-        train_dataset = load_dataset(data_args.dataset, split="train", streaming=True)
-    train_dataset = train_dataset.shuffle(seed=training.seed, buffer_size=data_args.shuffle_buffer).repeat(None)
-    training.ignore_data_skip = True
-else:
-    if not Path(data_args.dataset).exists():
-        raise SystemExit(f"training set {data_args.dataset} not found (run scripts/prepare_voxceleb.py)")
-    train_dataset = load_from_disk(data_args.dataset)
-eval_dataset = load_from_disk(data_args.eval_dataset) if data_args.eval_dataset else None
-eval_trials = load_trials(data_args.eval_trials) if data_args.eval_trials else None
+# 2. data: any 🤗 audio dataset, standardised (audio at the model's rate, sample_index derived)
 dino = training.method == "dino"
-strategy = data_args.augment or ("all" if dino else "reverb+noise")
-collator = MultiViewCollator(
-    num_views=2,
-    crop_samples=int((data_args.dino_global_seconds if dino else data_args.crop_seconds) * 16000),
-    local_views=training.dino_local_views if dino else 0,
-    local_crop_samples=int(data_args.crop_seconds * 16000),
-    reference_samples=int(training.ssps_reference_seconds * 16000) if training.ssps else None,
-    augment=WaveformAugment(data_args.musan_dir, data_args.rir_dir, strategy) if strategy != "none" else None,
-    seed=training.seed,
-)
-if data_args.streaming:
-    collator.epoch = None
-
-# 3. model
 c = model_args.ecapa_channels
 config = SSPSConfig(
     encoder_type=model_args.encoder,
@@ -130,6 +110,40 @@ config = SSPSConfig(
     dino_output_dim=model_args.dino_output_dim,
     swav_num_prototypes=model_args.swav_num_prototypes,
 )
+rate = config.sampling_rate
+if data_args.streaming and (training.max_steps <= 0 or training.num_train_samples is None):
+    raise SystemExit("--streaming needs --max_steps and --num_train_samples (virtual epochs)")
+try:
+    raw = load_audio_dataset(data_args.dataset, columns.split, data_args.streaming)
+    if data_args.streaming and position_indexed(raw, columns) and training.dataloader_num_workers > 1 and raw.num_shards > 1:
+        raise SystemExit(f"{data_args.dataset}: a stream without an index column ({columns.index_column}) is numbered by position, "
+                         f"which {training.dataloader_num_workers} dataloader workers over {raw.num_shards} shards would break: "
+                         "pass --index_column or --dataloader_num_workers 1")  # fmt: skip
+    train_dataset = standardize(raw, rate, columns, training.num_train_samples)
+    eval_dataset = (
+        standardize(load_audio_dataset(data_args.eval_dataset, data_args.eval_split), rate, columns) if data_args.eval_dataset else None
+    )
+    eval_trials = load_trials(data_args.eval_trials) if data_args.eval_trials else None
+except (OSError, ValueError) as error:
+    raise SystemExit(f"training data: {error}") from error
+if data_args.streaming:
+    train_dataset = train_dataset.shuffle(seed=training.seed, buffer_size=data_args.shuffle_buffer).repeat(None)
+    training.ignore_data_skip = True
+strategy = data_args.augment or ("all" if dino else "reverb+noise")
+collator = MultiViewCollator(
+    num_views=2,
+    crop_samples=int((data_args.dino_global_seconds if dino else data_args.crop_seconds) * rate),
+    local_views=training.dino_local_views if dino else 0,
+    local_crop_samples=int(data_args.crop_seconds * rate),
+    reference_samples=int(training.ssps_reference_seconds * rate) if training.ssps else None,
+    augment=WaveformAugment(data_args.musan_dir, data_args.rir_dir, strategy) if strategy != "none" else None,
+    seed=training.seed,
+    sampling_rate=rate,
+)
+if data_args.streaming:
+    collator.epoch = None
+
+# 3. model (its config was built before the data: the data are read at config.sampling_rate)
 model = SSPSForPreTraining(config)
 
 # 4. trainer
@@ -140,7 +154,7 @@ trainer = SSLTrainer(
     eval_dataset=eval_dataset,
     eval_trials=eval_trials,
     data_collator=collator,
-    processing_class=SSPSFeatureExtractor(),
+    processing_class=SSPSFeatureExtractor(sampling_rate=rate),
 )
 
 # 5. train (continuing automatically from the newest checkpoint of --output_dir)

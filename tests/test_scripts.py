@@ -11,9 +11,10 @@ import pytest
 import soundfile
 import torch
 from conftest import synthetic_voice
-from datasets import Dataset, load_dataset, load_from_disk
+from datasets import Audio, Dataset, load_dataset, load_from_disk
 
 from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from trainers.audio_datasets import load_audio_dataset, standardize
 from trainers.ssps_diagnostics import paper_ssps_recommended
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,8 +54,9 @@ def test_prepare_voxceleb_on_a_handmade_tree(tmp_path, rng) -> None:
     assert train["sample_index"] == [0, 1, 2]
     assert train["speaker_id"] == ["id1", "id1", "id2"] and train["video_id"] == ["vidA", "vidA", "vidB"]
     assert abs(train["duration"][2] - 1.5) < 0.01  # 12000 samples at 8 kHz, resampled
-    data, rate = soundfile.read(__import__("io").BytesIO(train[2]["audio"]))
-    assert rate == 16000 and data.ndim == 1
+    assert isinstance(train.features["audio"], Audio)  # the standard feature: decodes with the library
+    samples = train[2]["audio"].get_all_samples()
+    assert samples.sample_rate == 16000 and samples.data.shape[0] == 1
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     skipped = "\n".join(report["train"]["skipped"])
     for name, reason in (("vidB/00002.wav", "cannot decode"), ("vidC/00001.wav", "no samples"),
@@ -62,7 +64,8 @@ def test_prepare_voxceleb_on_a_handmade_tree(tmp_path, rng) -> None:
         assert name in skipped and reason in skipped, (name, skipped)
     assert any("resampled from 8000" in w for w in report["train"]["warnings"])
     assert any("2 channels averaged" in w for w in report["train"]["warnings"])
-    assert len(list((tmp_path / "out" / "train_parquet").glob("*.parquet"))) == 2
+    assert sorted(p.name for p in (tmp_path / "out" / "train_parquet" / "data").glob("*.parquet")) == [
+        "train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]  # the push_to_hub layout
     # resumable: finished shards are reused, the result is identical
     again = script(*command)
     assert again.returncode == 0 and load_from_disk(str(tmp_path / "out" / "train"))["utt_id"] == train["utt_id"]
@@ -72,10 +75,11 @@ def test_prepare_voxceleb_on_a_handmade_tree(tmp_path, rng) -> None:
     from modeling_ssps import SSPSForPreTraining
 
     for streaming in (False, True):
-        dataset = load_from_disk(str(tmp_path / "out" / "train"))
+        source = tmp_path / "out" / ("train_parquet" if streaming else "train")
+        dataset = standardize(load_audio_dataset(source, streaming=streaming), 16000, num_samples=3)
         if streaming:
-            files = sorted(str(p) for p in (tmp_path / "out" / "train_parquet").glob("*.parquet"))
-            dataset = load_dataset("parquet", data_files=files, split="train", streaming=True).repeat(None)
+            assert [row["sample_index"] for row in dataset] == [0, 1, 2]  # the stream's index column
+            dataset = dataset.repeat(None)
         args = SSLTrainingArguments(
             output_dir=str(tmp_path / f"run{int(streaming)}"), method="simclr", per_device_train_batch_size=2,
             max_steps=2, num_train_samples=3, report_to=[], use_cpu=True, disable_tqdm=True, save_steps=100,
@@ -135,7 +139,7 @@ def test_train_script_help_and_bad_recipe(tmp_path) -> None:
     bad = script("scripts/train.py", "--recipe", str(tmp_path / "bad.json"), "--output_dir", str(tmp_path / "x"))
     assert bad.returncode != 0 and "not_a_setting" in bad.stderr
     missing = script("scripts/train.py", "--dataset", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "x"), "--use_cpu")
-    assert missing.returncode != 0 and "not found" in missing.stderr
+    assert missing.returncode != 0 and "nothing does not exist" in missing.stderr
 
 
 @pytest.mark.slow

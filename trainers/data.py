@@ -1,8 +1,11 @@
 """`MultiViewCollator`: dataset rows -> the named tensors of one SSL step (docs/architecture.md §3.2).
 
-Rows carry `audio` (WAV/FLAC bytes, or a float array for synthetic data), `sample_index`, and
-optionally `utt_id`, `speaker_id`, `video_id`. Only the needed ranges are decoded (soundfile
-`start=`/`stop=`), utterances shorter than a crop are wrap-padded, and every random draw is a
+Rows carry `audio`, `sample_index`, and optionally `utt_id`, `speaker_id`, `video_id` (the
+columns `trainers.audio_datasets.standardize` gives any dataset). `audio` is an encoded file of
+the `datasets.Audio` feature (`{"bytes", "path"}`, decoded here by the library's decoder at the
+model's rate, mono), an already decoded one, a float array (synthetic data), or the toolkit's
+older raw 16 kHz FLAC bytes (only the needed ranges decoded, soundfile `start=`/`stop=`).
+Utterances shorter than a crop are wrap-padded, and every random draw is a
 pure function of (seed, epoch, sample_index), so a resumed or re-sharded run sees the same
 crops. Augmentation (`augment`) applies to the training views only, never to the clean SSPS
 reference crop (docs/method.md §3, §13).
@@ -31,9 +34,72 @@ def _row_name(row: dict[str, Any]) -> str:
     return str(row.get("utt_id", f"sample_index={row.get('sample_index')}"))
 
 
-def audio_length(row: dict[str, Any]) -> int:
-    """Number of samples of a row's audio (header only for encoded bytes)."""
+def _encoded_name(row: dict[str, Any]) -> str:
     audio = row["audio"]
+    path = audio.get("path") if isinstance(audio, dict) else getattr(getattr(audio, "metadata", None), "path", None)
+    return str(row["utt_id"]) if "utt_id" in row else str(path or _row_name(row))
+
+
+def _is_encoded(audio: Any) -> bool:
+    """A `datasets.Audio` value: `{"bytes", "path"}` (decode=False) or a decoder (decode=True)."""
+    return (isinstance(audio, dict) and ("bytes" in audio or "path" in audio)) or hasattr(audio, "get_all_samples")
+
+
+def decode_audio(row: dict[str, Any], sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """The whole of a row's audio as mono float32 at `sampling_rate`. Encoded files are decoded
+    (and resampled, downmixed) by the decoder of 🤗 datasets' `Audio` feature; an error names
+    the utterance or file. Peaks above full scale are scaled down, never clipped."""
+    audio = row["audio"]
+    if isinstance(audio, dict) and "array" in audio:  # a decoded {"array", "sampling_rate"} value
+        rate = int(audio.get("sampling_rate", sampling_rate))
+        if rate != sampling_rate:
+            raise AudioDecodeError(f"{_row_name(row)}: decoded audio at {rate} Hz, expected {sampling_rate} Hz")
+        wave = np.asarray(audio["array"], dtype=np.float32)
+    elif _is_encoded(audio):
+        try:
+            if isinstance(audio, dict):
+                from datasets import Audio
+
+                audio = Audio(sampling_rate=sampling_rate, num_channels=1).decode_example(audio)
+            samples = audio.get_all_samples()
+        except Exception as error:  # torchcodec / the library raise several types for corrupt files
+            raise AudioDecodeError(f"{_encoded_name(row)}: cannot decode audio ({type(error).__name__}: {error})") from error
+        if samples.sample_rate != sampling_rate:
+            raise AudioDecodeError(f"{_encoded_name(row)}: decoded at {samples.sample_rate} Hz, expected {sampling_rate} Hz")
+        wave = samples.data.float().mean(dim=0).numpy()
+    else:
+        return read_range(row, 0, audio_length(row))
+    if wave.ndim != 1 or wave.size == 0 or not np.isfinite(wave).all():
+        raise AudioDecodeError(f"{_encoded_name(row)}: empty, multi-channel or non-finite audio")
+    peak = float(np.abs(wave).max())
+    return wave * np.float32(0.99 / peak) if peak > 1.0 else wave
+
+
+def decoded(row: dict[str, Any], sampling_rate: int = SAMPLING_RATE) -> dict[str, Any]:
+    """The row with encoded audio replaced by its samples (raw FLAC bytes stay: partial reads)."""
+    if isinstance(row["audio"], (bytes, bytearray)) or not (_is_encoded(row["audio"]) or isinstance(row["audio"], dict)):
+        return row
+    return {**row, "audio": decode_audio(row, sampling_rate)}
+
+
+def audio_length(row: dict[str, Any], sampling_rate: int = SAMPLING_RATE) -> int:
+    """Number of samples of a row's audio (from the header for raw bytes; for an encoded file
+    an estimate from its header duration, exact after `decoded`)."""
+    audio = row["audio"]
+    if _is_encoded(audio):
+        try:
+            if isinstance(audio, dict):
+                from datasets import Audio
+
+                audio = Audio(sampling_rate=sampling_rate, num_channels=1).decode_example(audio)
+            seconds = audio.metadata.duration_seconds_from_header
+        except Exception as error:
+            raise AudioDecodeError(f"{_encoded_name(row)}: cannot read audio header ({type(error).__name__}: {error})") from error
+        if seconds is None:
+            return int(audio.get_all_samples().data.shape[-1])
+        return int(round(seconds * sampling_rate))
+    if isinstance(audio, dict):  # {"array", "sampling_rate"}
+        return int(np.asarray(audio["array"]).shape[-1])
     if isinstance(audio, (bytes, bytearray)):
         try:
             info = soundfile.info(io.BytesIO(audio))
@@ -57,6 +123,8 @@ def read_range(row: dict[str, Any], start: int, stop: int) -> np.ndarray:
         except Exception as error:
             raise AudioDecodeError(f"{_row_name(row)}: cannot decode audio ({error})") from error
         data = data.mean(axis=1)
+    elif isinstance(audio, dict) or _is_encoded(audio):
+        data = decode_audio(row)[start:stop]
     else:
         data = np.asarray(audio, dtype=np.float32)[start:stop]
     if data.size == 0 or not np.isfinite(data).all():
@@ -95,6 +163,7 @@ class MultiViewCollator:
         reference_samples: int | None = None,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         seed: int = 1717,
+        sampling_rate: int = SAMPLING_RATE,
     ) -> None:
         if num_views < 1 or crop_samples < 1:
             raise ValueError(f"need num_views >= 1 and crop_samples >= 1, got {num_views}, {crop_samples}")
@@ -105,6 +174,7 @@ class MultiViewCollator:
         self.reference_samples = reference_samples
         self.augment = augment
         self.seed = seed
+        self.sampling_rate = sampling_rate
         # None: streaming mode, crops are fresh per call (seeded by worker and call counter)
         self.epoch: int | None = 0
         self._calls = 0
@@ -115,6 +185,7 @@ class MultiViewCollator:
         worker = torch.utils.data.get_worker_info()
         stream_key = [self._calls, worker.id if worker is not None else 0, torch.initial_seed() % (2**32)]
         for row in rows:
+            row = decoded(row, self.sampling_rate)  # encoded files: decoded once, cropped below
             index = int(row["sample_index"])
             key = [self.seed, self.epoch, index] if self.epoch is not None else [self.seed, index, *stream_key]
             rng = np.random.default_rng(key)

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining, SSPSModel
 
-from .data import audio_length, read_range
+from .data import audio_length, decode_audio
 from .methods import eval_mode
 from .metrics import cosine_scores, equal_error_rate, min_dcf
 
@@ -41,27 +41,28 @@ def embed_rows(
     dataset: Any,
     rows: Sequence[int],
     batch_size: int = 16,
-    max_batch_samples: int = 16000 * 120,
+    max_batch_seconds: float = 120.0,
     progress: bool = False,
 ) -> np.ndarray:
     """L2-normalised embeddings (len(rows), D) of dataset rows at full length, in `rows` order.
 
     Rows are sorted by length and packed into batches of at most `batch_size` utterances and
-    `max_batch_samples` padded samples, so padding stays small and memory bounded."""
+    `max_batch_seconds` of padded audio, so padding stays small and memory bounded."""
     device = next(encoder.parameters()).device
-    lengths = {i: audio_length(dataset[i]) for i in rows}
+    rate = encoder.config.sampling_rate
+    lengths = {i: audio_length(dataset[i], rate) for i in rows}
     order = sorted(rows, key=lambda i: lengths[i])
     out = {}
     batches: list[list[int]] = [[]]
     for i in order:
         batch = batches[-1]
-        if batch and (len(batch) >= batch_size or lengths[i] * (len(batch) + 1) > max_batch_samples):
+        if batch and (len(batch) >= batch_size or lengths[i] * (len(batch) + 1) > max_batch_seconds * rate):
             batches.append([i])
         else:
             batch.append(i)
     with eval_mode(encoder):
         for batch in tqdm(batches, desc="embedding", disable=not progress):
-            waves = [torch.from_numpy(read_range(dataset[i], 0, lengths[i])) for i in batch]
+            waves = [torch.from_numpy(decode_audio(dataset[i], rate)) for i in batch]
             longest = max(w.shape[0] for w in waves)
             values = torch.zeros(len(batch), longest)
             mask = torch.zeros(len(batch), longest, dtype=torch.long)

@@ -22,6 +22,7 @@ from transformers import Trainer
 from modeling_ssps import SSPSForPreTraining
 
 from . import dist
+from .audio_datasets import utterance_names
 from .callbacks import (
     CollatorEpochCallback,
     FreezeCallback,
@@ -383,7 +384,7 @@ class SSLTrainer(Trainer):
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
         if dataset is None or not self.eval_trials:
             raise ValueError("evaluate() needs an eval_dataset (audio, utt_id) and eval_trials")
-        names = list(dataset["utt_id"])
+        names = utterance_names(dataset)
         known = set(names)
         missing = sorted({u for _, a, b in self.eval_trials for u in (a, b) if u not in known})
         if missing:  # checked before the embedding pass, not after it

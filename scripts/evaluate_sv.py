@@ -71,8 +71,7 @@ try:
         test = standardize(files_dataset(args.audio_root, needed), rate)
     else:
         test = standardize(load_audio_dataset(args.test_dataset, args.split), rate, columns_from(args))
-    local = Path(args.test_dataset) if args.test_dataset is not None and Path(args.test_dataset).is_dir() else None
-    all_names = utterance_names(test, local)
+    all_names = utterance_names(test, needed)
 except (OSError, ValueError) as error:
     raise SystemExit(str(error)) from error
 wanted = set(needed)

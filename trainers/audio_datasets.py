@@ -175,9 +175,11 @@ def files_dataset(root: str | Path, names: list[str]) -> Any:
     return dataset.cast_column("audio", Audio(decode=False))
 
 
-def utterance_names(dataset: Any, root: str | Path | None = None) -> list[str]:
-    """The name of every row: its `utt_id`, else its audio file's path (relative to `root` when
-    it lies under it, e.g. `spk/video/00001.wav` for an audiofolder at `root`)."""
+def utterance_names(dataset: Any, wanted: Any = ()) -> list[str]:
+    """The name of every row: its `utt_id`, else its audio file's path. A row whose path is not
+    itself one of the `wanted` names (those of the trial lists) takes the wanted name its path
+    ends with (`/data/vox1/wav/id10270/x/00001.wav` -> `id10270/x/00001.wav`), so an
+    audiofolder or a list of files matches VoxCeleb-format trials without an id column."""
     import pyarrow.compute
     from datasets import Audio
 
@@ -186,13 +188,14 @@ def utterance_names(dataset: Any, root: str | Path | None = None) -> list[str]:
     if not isinstance(dataset.features["audio"], Audio):
         raise ValueError("the dataset has no utt_id column and its audio has no file paths: pass --id_column")
     paths = pyarrow.compute.struct_field(dataset.data.column("audio"), "path").to_pylist()  # no audio bytes read
+    if not all(paths):
+        raise ValueError("the dataset has no utt_id column and a row's audio has no file path: pass --id_column")
+    wanted = set(wanted)
     names = []
-    base = Path(root).resolve() if root is not None else None
-    for value in paths:
-        if not value:
-            raise ValueError("the dataset has no utt_id column and a row's audio has no file path: pass --id_column")
-        path = Path(value)
-        if base is not None and path.is_absolute() and path.resolve().is_relative_to(base):
-            path = path.resolve().relative_to(base)
-        names.append(path.as_posix())
+    for path in paths:
+        name = Path(path).as_posix()
+        if name not in wanted:
+            parts = name.split("/")
+            name = next(("/".join(parts[k:]) for k in range(1, len(parts)) if "/".join(parts[k:]) in wanted), name)
+        names.append(name)
     return names

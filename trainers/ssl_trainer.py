@@ -384,7 +384,7 @@ class SSLTrainer(Trainer):
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
         if dataset is None or not self.eval_trials:
             raise ValueError("evaluate() needs an eval_dataset (audio, utt_id) and eval_trials")
-        names = utterance_names(dataset)
+        names = utterance_names(dataset, {u for _, a, b in self.eval_trials for u in (a, b)})
         known = set(names)
         missing = sorted({u for _, a, b in self.eval_trials for u in (a, b) if u not in known})
         if missing:  # checked before the embedding pass, not after it

@@ -47,7 +47,9 @@ class SSPSConfig(PreTrainedConfig):
     256→`dino_output_dim` layer). `momentum_branch` adds a frozen EMA copy (MoCo key encoder,
     DINO teacher).
 
-    `threshold` is the cosine-score decision threshold used by the verification pipeline.
+    `threshold` is the cosine-score decision threshold used by the verification pipeline;
+    `threshold_source` says where it was measured (operating point and trial list), and is
+    `None` for a value never measured (the pipeline then warns).
 
     Example:
 
@@ -94,6 +96,7 @@ class SSPSConfig(PreTrainedConfig):
     momentum_branch: bool = False
     # verification
     threshold: float = 0.5
+    threshold_source: str | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
         if self.encoder_type not in ENCODER_TYPES:

@@ -2,19 +2,31 @@
 decision at `config.threshold`. Outputs are plain Python (lists, floats, bools).
 
 Audio may be a path, raw file bytes, a 1-D float array (at 16 kHz, or at the rate given by
-`sampling_rate=`), or a dict `{"array" | "raw": ..., "sampling_rate": ...}` (resampled when
-needed). Unknown keyword arguments raise `TypeError`; an empty input raises `ValueError`; a
-silent one logs a warning. A pair is a tuple
-`(audio_a, audio_b)` or a dict `{"enroll": ..., "test": ...}`; a list is a batch.
+`sampling_rate=`), or a dict `{"array" | "raw": ..., "sampling_rate": ...}` (the conventions of
+the transformers audio pipelines), resampled with soxr when needed. A pair is a tuple
+`(audio_a, audio_b)` or a dict `{"enroll": ..., "test": ...}`; a list is a batch, and
+`batch_size=` batches the forward passes.
+
+Long recordings: `chunk_length_s` cuts each audio into windows of that length; consecutive
+windows overlap by `stride_length_s` (default half a window), the last window ends at the end
+of the audio, and the audio's embedding is the length-weighted mean of its window embeddings,
+re-normalised (pyannote's sliding-window inference does the same). `crop=(start_s, end_s)`
+keeps only that part of every audio; `vad=True` drops the silent frames first (an energy
+detector: 30 ms frames more than 40 dB below the loudest).
+
+Unknown keyword arguments raise `TypeError`; an empty input raises `ValueError`; a silent one
+logs a warning; a model whose config carries no measured threshold warns at its first decision.
 
 Example:
 
 ```python
 >>> from transformers import pipeline
->>> verify = pipeline("speaker-verification", model="path/or/hub-id", trust_remote_code=True)
+>>> import modeling_ssps  # registers the task: no trust_remote_code needed with the package installed
+>>> verify = pipeline("speaker-verification", model="path/or/hub-id")
 >>> verify(("a.wav", "b.wav"))
 {'score': 0.71, 'same_speaker': True}
->>> verify("a.wav")["embedding"][:3]
+>>> verify("meeting.wav", chunk_length_s=3.0, vad=True)["embedding"][:3]
+>>> verify([("a.wav", "b.wav"), ("a.wav", "c.flac")], batch_size=8)
 ```
 """
 
@@ -22,11 +34,12 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import Pipeline
+from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
@@ -39,12 +52,36 @@ except ImportError:  # pragma: no cover
 
 
 def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Band-limited resampling by FFT (zero-padding / truncating the spectrum); numpy only."""
+    """Resampling with soxr (high quality), the library librosa and 🤗 audio tooling use."""
     if source_rate == target_rate:
         return wave
-    length = int(round(wave.shape[-1] * target_rate / source_rate))
-    spectrum = np.fft.rfft(wave)
-    return (np.fft.irfft(spectrum, n=length) * (length / wave.shape[-1])).astype(np.float32)
+    import soxr
+
+    return np.asarray(soxr.resample(wave.astype(np.float32), source_rate, target_rate, quality="HQ"), dtype=np.float32)
+
+
+def energy_vad(wave: np.ndarray, sampling_rate: int, floor_db: float = -40.0, frame_s: float = 0.03) -> np.ndarray:
+    """The samples of the frames within `floor_db` of the loudest frame (and one frame either
+    side of each, so onsets survive); the whole audio when nothing would be left."""
+    frame = max(1, int(frame_s * sampling_rate))
+    count = wave.shape[0] // frame
+    if count < 2:
+        return wave
+    energy = 10 * np.log10(np.mean(wave[: count * frame].reshape(count, frame) ** 2, axis=1) + 1e-12)
+    keep = energy >= energy.max() + floor_db
+    keep = keep | np.roll(keep, 1) | np.roll(keep, -1)
+    kept = wave[: count * frame].reshape(count, frame)[keep].reshape(-1)
+    return kept if kept.size else wave
+
+
+def windows(length: int, chunk: int | None, overlap: int) -> list[tuple[int, int]]:
+    """[start, stop) sample ranges covering `length`: one window without `chunk`, else windows of
+    `chunk` samples `chunk - overlap` apart, the last one ending at `length`."""
+    if chunk is None or length <= chunk:
+        return [(0, length)]
+    hop = chunk - overlap
+    starts = list(range(0, length - chunk, hop)) + [length - chunk]
+    return [(start, start + chunk) for start in starts]
 
 
 def load_audio(audio: Any, sampling_rate: int, input_rate: int | None = None) -> np.ndarray:
@@ -94,16 +131,27 @@ def load_audio(audio: Any, sampling_rate: int, input_rate: int | None = None) ->
     return resample(wave, rate, sampling_rate)
 
 
-class SpeakerVerificationPipeline(Pipeline):
-    """Speaker embeddings and verification with an SSPS encoder (`SSPSModel`)."""
+class SpeakerVerificationPipeline(ChunkPipeline):
+    """Speaker embeddings and verification with an SSPS encoder (`SSPSModel`). A chunk pipeline:
+    every audio of an input (one, or two for a pair) and every window of it is one model item,
+    so `batch_size` batches windows across inputs, padded with attention masks (which equals
+    one-by-one inference, see `modeling_ssps`)."""
 
     _load_processor = False
     _load_image_processor = False
     _load_feature_extractor = True
     _load_tokenizer = False
+    _warned_uncalibrated = False
 
     def _sanitize_parameters(
-        self, threshold: float | None = None, sampling_rate: int | None = None, **kwargs: Any
+        self,
+        threshold: float | None = None,
+        sampling_rate: int | None = None,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | None = None,
+        crop: tuple[float, float] | None = None,
+        vad: bool | None = None,
+        **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
         if kwargs:
             raise TypeError(f"speaker-verification pipeline got unknown keyword arguments: {sorted(kwargs)}")
@@ -112,6 +160,23 @@ class SpeakerVerificationPipeline(Pipeline):
             if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
                 raise ValueError(f"sampling_rate must be a positive integer, got {sampling_rate!r}")
             preprocess["sampling_rate"] = int(sampling_rate)
+        if chunk_length_s is not None:
+            if not _positive(chunk_length_s):
+                raise ValueError(f"chunk_length_s must be a positive number of seconds, got {chunk_length_s!r}")
+            preprocess["chunk_length_s"] = float(chunk_length_s)
+        if stride_length_s is not None:
+            if chunk_length_s is None:
+                raise ValueError("stride_length_s needs chunk_length_s")
+            if not _positive(stride_length_s, allow_zero=True) or stride_length_s >= chunk_length_s:
+                raise ValueError(f"stride_length_s must be in [0, chunk_length_s), got {stride_length_s!r}")
+            preprocess["stride_length_s"] = float(stride_length_s)
+        if crop is not None:
+            pair_of_times = isinstance(crop, (tuple, list)) and len(crop) == 2 and all(_positive(c, allow_zero=True) for c in crop)
+            if not pair_of_times or crop[0] >= crop[1]:
+                raise ValueError(f"crop must be (start_s, end_s) with 0 <= start_s < end_s, got {crop!r}")
+            preprocess["crop"] = (float(crop[0]), float(crop[1]))
+        if vad is not None:
+            preprocess["vad"] = bool(vad)
         postprocess: dict[str, Any] = {}
         if threshold is not None:
             numeric = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
@@ -120,29 +185,74 @@ class SpeakerVerificationPipeline(Pipeline):
             postprocess["threshold"] = float(threshold)
         return preprocess, {}, postprocess
 
-    def preprocess(self, inputs: Any, sampling_rate: int | None = None) -> dict[str, Any]:
+    def preprocess(
+        self,
+        inputs: Any,
+        sampling_rate: int | None = None,
+        chunk_length_s: float | None = None,
+        stride_length_s: float | None = None,
+        crop: tuple[float, float] | None = None,
+        vad: bool = False,
+    ) -> Iterator[dict[str, Any]]:
         rate = self.feature_extractor.sampling_rate
         if isinstance(inputs, dict) and "enroll" in inputs and "test" in inputs:
             inputs = (inputs["enroll"], inputs["test"])
         pair = isinstance(inputs, tuple)
         if pair and len(inputs) != 2:
             raise ValueError(f"a verification pair has 2 audios, got {len(inputs)}")
-        waves = [load_audio(a, rate, sampling_rate) for a in (inputs if pair else (inputs,))]
-        batch = self.feature_extractor(waves, sampling_rate=rate, return_tensors="pt")
-        return {"batch": batch, "pair": pair}
+        audios = [load_audio(a, rate, sampling_rate) for a in (inputs if pair else (inputs,))]
+        chunk = None if chunk_length_s is None else max(1, int(round(chunk_length_s * rate)))
+        overlap = 0 if chunk is None else int(round((chunk_length_s / 2 if stride_length_s is None else stride_length_s) * rate))
+        items = []
+        for index, wave in enumerate(audios):
+            if crop is not None:
+                start, stop = int(crop[0] * rate), int(crop[1] * rate)
+                if start >= wave.shape[0]:
+                    raise ValueError(f"crop starts at {crop[0]} s, after the end of a {wave.shape[0] / rate:.2f} s audio")
+                wave = wave[start:stop]
+            if vad:
+                wave = energy_vad(wave, rate)
+            for start, stop in windows(wave.shape[0], chunk, overlap):
+                features = self.feature_extractor([wave[start:stop]], sampling_rate=rate, return_tensors="pt")
+                items.append({**features, "audio": torch.tensor([index]), "weight": torch.tensor([float(stop - start)]),
+                              "pair": torch.tensor([pair])})  # fmt: skip
+        for k, item in enumerate(items):
+            yield {**item, "is_last": k == len(items) - 1}
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
-        batch = {k: v.to(self.device) for k, v in model_inputs["batch"].items()}
-        embeddings = self.model(**batch).embeddings
-        return {"embeddings": torch.nn.functional.normalize(embeddings, dim=-1).cpu(), "pair": model_inputs["pair"]}
+        is_last = model_inputs.pop("is_last")
+        meta = {key: model_inputs.pop(key) for key in ("audio", "weight", "pair")}
+        batch = {k: v.to(self.device) for k, v in model_inputs.items()}
+        embeddings = torch.nn.functional.normalize(self.model(**batch).embeddings.float(), dim=-1).cpu()
+        return {"embeddings": embeddings, **meta, "is_last": is_last}
 
-    def postprocess(self, model_outputs: dict[str, Any], threshold: float | None = None) -> dict[str, Any]:
-        embeddings = model_outputs["embeddings"].float()
-        if not model_outputs["pair"]:
-            return {"embedding": embeddings[0].tolist()}
-        score = float(embeddings[0] @ embeddings[1])
-        limit = float(self.model.config.threshold if threshold is None else threshold)
-        return {"score": score, "same_speaker": score >= limit}
+    def postprocess(self, model_outputs: list[dict[str, Any]], threshold: float | None = None) -> dict[str, Any]:
+        embeddings = torch.cat([o["embeddings"].reshape(-1, o["embeddings"].shape[-1]) for o in model_outputs])
+        audio = torch.cat([o["audio"].reshape(-1) for o in model_outputs])
+        weight = torch.cat([o["weight"].reshape(-1) for o in model_outputs])
+        pair = bool(model_outputs[0]["pair"].reshape(-1)[0])
+        per_audio = []
+        for index in range(2 if pair else 1):  # length-weighted mean of the windows, re-normalised
+            mine = audio == index
+            mean = (embeddings[mine] * weight[mine, None]).sum(0) / weight[mine].sum()
+            per_audio.append(torch.nn.functional.normalize(mean, dim=-1))
+        if not pair:
+            return {"embedding": per_audio[0].tolist()}
+        score = float(per_audio[0] @ per_audio[1])
+        if threshold is None:
+            threshold = float(self.model.config.threshold)
+            if getattr(self.model.config, "threshold_source", None) is None and not self._warned_uncalibrated:
+                logger.warning(
+                    f"this model's threshold {threshold} was never measured on a trial list (config.threshold_source is "
+                    "unset): same_speaker is an arbitrary cut; pass threshold= or use a model exported with --threshold_from"
+                )
+                self._warned_uncalibrated = True
+        return {"score": score, "same_speaker": score >= threshold}
 
 
-__all__ = ["SpeakerVerificationPipeline", "load_audio", "resample"]
+def _positive(value: Any, allow_zero: bool = False) -> bool:
+    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    return numeric and (value >= 0 if allow_zero else value > 0)
+
+
+__all__ = ["SpeakerVerificationPipeline", "energy_vad", "load_audio", "resample", "windows"]

@@ -173,6 +173,7 @@ encoder.load_state_dict(full.ssps.state_dict(), strict=True)
 encoder.config.architectures = ["SSPSModel"]
 encoder.config.head_type, encoder.config.momentum_branch = "none", False  # the published model has no heads
 encoder.config.threshold = float(results[recommended]["cross"]["eer_threshold"])  # calibrated on the cross-session trials
+encoder.config.threshold_source = "eer of the demo corpus (trials_cross_session.txt)"
 extractor = SSPSFeatureExtractor()
 encoder.save_pretrained(folder)
 extractor.save_pretrained(folder)

@@ -71,6 +71,7 @@ if args.threshold_from != "none":  # calibrated: same_speaker means something on
     if key not in metrics:
         raise SystemExit(f"{args.eval_report} list {args.trials_name!r} has no {key}: re-run scripts/evaluate_sv.py")
     encoder.config.threshold = float(metrics[key])
+    encoder.config.threshold_source = f"{args.threshold_from} of {args.dataset_name} ({args.trials_name})"
     threshold_note = (f"calibrated at the {args.threshold_from.replace('_', ' ')} operating point of {args.dataset_name} "
                       f"({metrics['trials']} trials)")  # fmt: skip
 else:

@@ -101,12 +101,20 @@ class SSPSFeatureExtractor(SequenceFeatureExtractor):
         return_tensors: str | None = None,
         return_attention_mask: bool | None = None,
         multichannel: str | None = None,
+        padding: bool | str = True,
+        max_length: int | None = None,
+        truncation: bool = False,
+        pad_to_multiple_of: int | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
         """Validate, downmix and pad one waveform or a batch of waveforms.
 
-        Returns a `BatchFeature` with `input_values` (batch, max_samples) float32 and, unless
-        disabled, `attention_mask` (batch, max_samples) int32.
+        Returns a `BatchFeature` with `input_values` (batch, samples) float32 and, unless
+        disabled, `attention_mask` (batch, samples) int32. Padding follows the transformers
+        conventions, in samples: `padding=True`/"longest" (default), "max_length" (to
+        `max_length`), False/"do_not_pad" (equal lengths only); `truncation=True` keeps the first
+        `max_length` samples; `pad_to_multiple_of` rounds the padded length up. Unknown keyword
+        arguments raise `TypeError`.
         """
         if sampling_rate is None:
             logger.warning_once(
@@ -122,7 +130,12 @@ class SSPSFeatureExtractor(SequenceFeatureExtractor):
         if policy not in MULTICHANNEL_POLICIES:
             raise ValueError(f"multichannel must be one of {MULTICHANNEL_POLICIES}, got {policy!r}")
         if kwargs:
-            logger.warning_once(f"SSPSFeatureExtractor ignores arguments {sorted(kwargs)}")
+            raise TypeError(f"SSPSFeatureExtractor got unknown keyword arguments {sorted(kwargs)}")
+        strategy = ("longest" if padding else "do_not_pad") if isinstance(padding, bool) else padding
+        if strategy not in ("longest", "max_length", "do_not_pad"):
+            raise ValueError(f"padding must be True, False, 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
+        if (strategy == "max_length" or truncation) and (max_length is None or max_length < 1):
+            raise ValueError(f"padding='max_length' and truncation=True need max_length >= 1 (samples), got {max_length!r}")
 
         if hasattr(raw_speech, "detach"):  # torch tensor, without importing torch here
             raw_speech = raw_speech.detach().cpu().numpy()
@@ -160,11 +173,25 @@ class SSPSFeatureExtractor(SequenceFeatureExtractor):
                 )
             if not np.isfinite(waveform).all():
                 raise ValueError(f"waveform {position} contains NaN or infinite samples")
+            if truncation:
+                waveform = waveform[:max_length]
             mono.append(waveform)
 
-        max_length = max(w.size for w in mono)
-        input_values = np.full((len(mono), max_length), self.padding_value, dtype=np.float32)
-        attention_mask = np.zeros((len(mono), max_length), dtype=np.int32)
+        longest = max(w.size for w in mono)
+        if strategy == "max_length":
+            if longest > max_length:
+                raise ValueError(f"a waveform has {longest} samples, more than max_length={max_length}: pass truncation=True")
+            target = max_length
+        elif strategy == "do_not_pad":
+            if len({w.size for w in mono}) > 1:
+                raise ValueError("padding=False needs waveforms of equal length; pass padding=True to pad with a mask")
+            target = longest
+        else:
+            target = longest
+        if pad_to_multiple_of:
+            target = -(-target // pad_to_multiple_of) * pad_to_multiple_of
+        input_values = np.full((len(mono), target), self.padding_value, dtype=np.float32)
+        attention_mask = np.zeros((len(mono), target), dtype=np.int32)
         for row, waveform in enumerate(mono):
             input_values[row, : waveform.size] = waveform
             attention_mask[row, : waveform.size] = 1

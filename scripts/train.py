@@ -90,7 +90,10 @@ if recipe_path.exists():
     parser.set_defaults(**recipe)
 elif known.recipe:
     raise SystemExit(f"recipe {recipe_path} does not exist")
-model_args, data_args, columns, training = parser.parse_args_into_dataclasses(args=argv)
+try:
+    model_args, data_args, columns, training = parser.parse_args_into_dataclasses(args=argv)
+except ValueError as error:  # a refused or malformed setting: its message, not a traceback
+    raise SystemExit(f"{recipe_path if recipe_path.exists() else 'settings'}: {error}") from error
 print(f"recipe: {recipe_path if recipe_path.exists() else 'none'}", file=sys.stderr)
 # seed before anything random is built (model init, heads, MoCo queues): same command, same run
 set_seed(training.seed)

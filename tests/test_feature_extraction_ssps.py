@@ -67,3 +67,23 @@ def test_save_and_load(tmp_path) -> None:
     loaded = SSPSFeatureExtractor.from_pretrained(tmp_path)
     assert loaded.multichannel == "mean" and loaded.min_samples == 800
     assert loaded.sampling_rate == 16000 and loaded.return_attention_mask
+
+
+def test_padding_max_length_and_truncation_are_honoured() -> None:
+    extractor = SSPSFeatureExtractor()
+    waves = [np.ones(4000, dtype=np.float32), np.ones(2400, dtype=np.float32)]
+    longest = extractor(waves, sampling_rate=16000)
+    assert longest["input_values"].shape == (2, 4000) and longest["attention_mask"].sum(1).tolist() == [4000, 2400]
+    fixed = extractor(waves, sampling_rate=16000, padding="max_length", max_length=4800)
+    assert fixed["input_values"].shape == (2, 4800) and fixed["attention_mask"].sum(1).tolist() == [4000, 2400]
+    cut = extractor(waves, sampling_rate=16000, padding="max_length", max_length=3200, truncation=True)
+    assert cut["input_values"].shape == (2, 3200) and cut["attention_mask"].sum(1).tolist() == [3200, 2400]
+    assert extractor(waves, sampling_rate=16000, pad_to_multiple_of=1024)["input_values"].shape == (2, 4096)
+    with pytest.raises(ValueError, match="truncation=True"):
+        extractor(waves, sampling_rate=16000, padding="max_length", max_length=3200)
+    with pytest.raises(ValueError, match="equal length"):
+        extractor(waves, sampling_rate=16000, padding=False)
+    with pytest.raises(ValueError, match="need max_length"):
+        extractor(waves, sampling_rate=16000, truncation=True)
+    with pytest.raises(TypeError, match="paddding"):
+        extractor(waves, sampling_rate=16000, paddding="max_length")

@@ -235,3 +235,11 @@ def test_bad_training_sets_fail_at_start_up(tiny_wav_rows, tmp_path) -> None:
     subset["sample_index"] = [i + 4 for i in subset["sample_index"]]  # as after select(range(4, 12))
     with pytest.raises(ValueError, match="renumber"):
         make_trainer("simclr", subset, tmp_path)
+
+
+@pytest.mark.parametrize("name, value, controls", [("optim", "sgd", "--learning_rate"), ("lr_scheduler_type", "cosine", "--lr_decay_factor"),
+                                                   ("warmup_steps", 100, "--dino_warmup_epochs"), ("adam_beta2", 0.98, "optimiser")])
+def test_overridden_training_arguments_are_refused_not_ignored(tmp_path, name, value, controls) -> None:
+    with pytest.raises(ValueError, match=rf"--{name} is not used by SSL training.*{controls}"):
+        SSLTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], **{name: value})
+    SSLTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])  # defaults pass

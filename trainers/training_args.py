@@ -14,6 +14,17 @@ from transformers import TrainingArguments
 from .ssps import SSPSArguments
 
 METHODS = ("simclr", "moco", "swav", "vicreg", "dino")
+_OPTIMISER = "the optimiser is the recipe's (Adam; DINO: SGD, momentum 0.9): set --learning_rate and --weight_decay"
+_SCHEDULE = (
+    "the LR schedule is the recipe's: step decay (--lr_decay_factor, --lr_decay_epochs) or, for DINO, warm-up + cosine "
+    "(--dino_warmup_epochs, --dino_final_lr, --dino_schedule_epochs)"
+)
+# TrainingArguments fields that SSLTrainer overrides: refused when changed, never silently ignored
+OVERRIDDEN = {
+    "optim": _OPTIMISER, "optim_args": _OPTIMISER, "adam_beta1": _OPTIMISER, "adam_beta2": _OPTIMISER,
+    "adam_epsilon": _OPTIMISER, "lr_scheduler_type": _SCHEDULE, "lr_scheduler_kwargs": _SCHEDULE,
+    "warmup_steps": _SCHEDULE, "warmup_ratio": _SCHEDULE,
+}  # fmt: skip
 
 
 @dataclass
@@ -101,6 +112,9 @@ class SSLTrainingArguments(TrainingArguments):
     ssps_reference_seconds: float = field(default=4.0, metadata={"help": "Clean reference crop length (4 s)."})
 
     def __post_init__(self) -> None:
+        for name, reason in OVERRIDDEN.items():
+            if name in TrainingArguments.__dataclass_fields__ and getattr(self, name) != TrainingArguments.__dataclass_fields__[name].default:
+                raise ValueError(f"--{name} is not used by SSL training ({reason}); got {getattr(self, name)!r}")
         if self.method not in METHODS:
             raise ValueError(f"SSLTrainingArguments.method must be one of {METHODS}, got {self.method!r}")
         if self.stop_at_epoch is not None and self.stop_at_epoch < 1:

@@ -22,8 +22,8 @@ import numpy as np
 import soundfile
 import torch
 
-from trainers.data import MultiViewCollator, WaveformAugment
-from trainers.synthesis import random_voice, speak
+from ssps_trainers.data import MultiViewCollator, WaveformAugment
+from ssps_trainers.synthesis import random_voice, speak
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--rows", type=int, default=64)

@@ -21,8 +21,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from trainers.kmeans import spherical_kmeans
-from trainers.ssps import SSPS, SSPSArguments
+from ssps_trainers.kmeans import spherical_kmeans
+from ssps_trainers.ssps import SSPS, SSPSArguments
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--repeats", type=int, default=5)
@@ -179,7 +179,7 @@ def cpu_kind() -> str:
     return platform.machine()
 
 
-from trainers.kmeans import _bf16_matmul_is_native  # noqa: E402  (what precision="auto" reads)
+from ssps_trainers.kmeans import _bf16_matmul_is_native  # noqa: E402  (what precision="auto" reads)
 
 auto = "certified" if _bf16_matmul_is_native(torch.device(device)) else "float32"
 print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "

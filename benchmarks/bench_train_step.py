@@ -20,7 +20,7 @@ import torch
 from datasets import Dataset
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining
-from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--batch", type=int, default=32)

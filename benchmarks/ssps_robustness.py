@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainers.ssps_diagnostics import paper_ssps_recommended
+from ssps_trainers.ssps_diagnostics import paper_ssps_recommended
 
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = {

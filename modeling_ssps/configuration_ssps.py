@@ -1,6 +1,6 @@
 """Configuration of SSPS speaker encoders (front-end, encoder, pooling, SSL heads, threshold).
 
-What the weights *are* lives here; how they are trained lives in `trainers.SSLTrainingArguments`.
+What the weights *are* lives here; how they are trained lives in `ssps_trainers.SSLTrainingArguments`.
 Values follow Lepage & Dehak, "Self-Supervised Frameworks for Speaker Verification via
 Bootstrapped Positive Sampling" (IEEE/ACM TASLP 2025, arXiv 2501.17772), docs/method.md §11.2 and §12.
 """

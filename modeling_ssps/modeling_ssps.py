@@ -705,7 +705,7 @@ class SSPSForPreTraining(SSPSPreTrainedModel):
 
     The momentum branch is a real copy (no shared storage), `requires_grad=False`, saved with
     the model (so averaging and export see it) and never called by `forward`: the trainer runs
-    it under `no_grad`. Training code (losses, queues, SSPS) lives in `trainers/`.
+    it under `no_grad`. Training code (losses, queues, SSPS) lives in `ssps_trainers/`.
     """
 
     def __init__(self, config: SSPSConfig) -> None:

@@ -49,14 +49,18 @@ try:  # optional decoders; FFmpeg (through transformers) is the fallback
     import soundfile
 except ImportError:  # pragma: no cover
     soundfile = None
+try:  # the resampler (a dependency of the package; a remote-code user without it gets a clear error)
+    import soxr
+except ImportError:  # pragma: no cover
+    soxr = None
 
 
 def resample(wave: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     """Resampling with soxr (high quality), the library librosa and 🤗 audio tooling use."""
     if source_rate == target_rate:
         return wave
-    import soxr
-
+    if soxr is None:  # pragma: no cover
+        raise ImportError(f"audio at {source_rate} Hz needs resampling to {target_rate} Hz: pip install soxr")
     return np.asarray(soxr.resample(wave.astype(np.float32), source_rate, target_rate, quality="HQ"), dtype=np.float32)
 
 

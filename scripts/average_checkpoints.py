@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from modeling_ssps import SSPSForPreTraining
-from trainers.checkpoints import average_state_dicts, list_checkpoints
-from trainers.outputs import claim_output_dir, replace_dir
+from ssps_trainers.checkpoints import average_state_dicts, list_checkpoints
+from ssps_trainers.outputs import claim_output_dir, replace_dir
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--run_dir", type=Path, required=True, help="Training output folder with checkpoint-<step> folders.")

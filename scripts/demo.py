@@ -35,8 +35,8 @@ import torch
 from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
-from trainers.checkpoints import latest_complete_checkpoint, list_checkpoints, ssl_state_sections
-from trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, paper_ssps_recommended
+from ssps_trainers.checkpoints import latest_complete_checkpoint, list_checkpoints, ssl_state_sections
+from ssps_trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, paper_ssps_recommended
 
 REPO = Path(__file__).resolve().parents[1]
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)

@@ -5,10 +5,10 @@
 
 Embeds two independent clean 4 s crops of every training utterance with the encoder SSPS
 takes its references from (DINO: the teacher), clusters them as SSPS would (K, M), and reports
-the label-free statistics of `trainers.ssps_diagnostics` with a verdict; where the dataset has
+the label-free statistics of `ssps_trainers.ssps_diagnostics` with a verdict; where the dataset has
 `speaker_id` / `video_id` columns the label-based rates are printed next to them. Several
 `--checkpoint`s give one row each (e.g. the epochs of a base run). The verdict reads
-`trainers.ssps_diagnostics.paper_ssps_recommended` (a threshold on one label-free
+`ssps_trainers.ssps_diagnostics.paper_ssps_recommended` (a threshold on one label-free
 statistic): when it holds the paper's SSPS is recommended (`--ssps_gate none`); below it the paper's
 SSPS is likely to hurt, and the recommendation is `--ssps_gate agreement` (only pairs that a
 second clustering confirms are substituted) or a longer base. docs/ssps_robustness.md has the
@@ -27,11 +27,11 @@ import torch
 from tqdm.auto import tqdm
 
 from modeling_ssps import SSPSConfig
-from trainers.audio_datasets import add_arguments, columns_from, load_audio_dataset, standardize
-from trainers.data import audio_length, decoded, random_crop
-from trainers.evaluation import load_evaluated_encoder
-from trainers.methods import eval_mode
-from trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, bootstrap_diagnostics, paper_ssps_recommended
+from ssps_trainers.audio_datasets import add_arguments, columns_from, load_audio_dataset, standardize
+from ssps_trainers.data import audio_length, decoded, random_crop
+from ssps_trainers.evaluation import load_evaluated_encoder
+from ssps_trainers.methods import eval_mode
+from ssps_trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, bootstrap_diagnostics, paper_ssps_recommended
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--checkpoint", type=Path, nargs="+", required=True, help="Checkpoint or model folder(s).")

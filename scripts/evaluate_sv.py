@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainers.audio_datasets import add_arguments, columns_from, files_dataset, load_audio_dataset, standardize, utterance_names
-from trainers.corpus import load_trials
-from trainers.evaluation import embed_rows, load_evaluated_encoder, score_trials, verification_metrics
-from trainers.metrics import error_rates
+from ssps_trainers.audio_datasets import add_arguments, columns_from, files_dataset, load_audio_dataset, standardize, utterance_names
+from ssps_trainers.corpus import load_trials
+from ssps_trainers.evaluation import embed_rows, load_evaluated_encoder, score_trials, verification_metrics
+from ssps_trainers.metrics import error_rates
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--model", type=Path, required=True)

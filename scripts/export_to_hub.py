@@ -24,8 +24,8 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor
-from trainers.evaluation import load_evaluated_encoder
-from trainers.outputs import claim_output_dir, replace_dir
+from ssps_trainers.evaluation import load_evaluated_encoder
+from ssps_trainers.outputs import claim_output_dir, replace_dir
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = ("Lepage & Dehak, IEEE/ACM TASLP 2025", "https://arxiv.org/abs/2501.17772")

@@ -24,12 +24,12 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining
-from trainers import MultiViewCollator, SSLTrainingArguments
-from trainers.audio_datasets import DatasetColumns, load_audio_dataset, standardize
-from trainers.checkpoints import SSL_STATE_NAME, read_ssl_state, write_ssl_state
-from trainers.dist import gather
-from trainers.methods import build_method, gather_views
-from trainers.ssps import SSPS
+from ssps_trainers import MultiViewCollator, SSLTrainingArguments
+from ssps_trainers.audio_datasets import DatasetColumns, load_audio_dataset, standardize
+from ssps_trainers.checkpoints import SSL_STATE_NAME, read_ssl_state, write_ssl_state
+from ssps_trainers.dist import gather
+from ssps_trainers.methods import build_method, gather_views
+from ssps_trainers.ssps import SSPS
 
 
 @dataclass

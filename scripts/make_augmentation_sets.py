@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from trainers.synthesis import SAMPLING_RATE, noise_signal, random_voice, room_rir, speak
+from ssps_trainers.synthesis import SAMPLING_RATE, noise_signal, random_voice, room_rir, speak
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--output_dir", type=Path, required=True)

@@ -8,7 +8,7 @@
     <output_dir>/test/trials_same_session.txt                 diagnostic: targets share a session
     <output_dir>/README.md, corpus.json                       sizes, timing, MFCC baseline EERs
 
-Speakers are synthetic source-filter voices (trainers/synthesis.py); each speaker has several
+Speakers are synthetic source-filter voices (ssps_trainers/synthesis.py); each speaker has several
 sessions ("videos") and all utterances of a session share one recording channel (room RIR,
 band-limiting EQ, noise type and level, gain). Deterministic by --seed. The MFCC-mean baseline
 is measured on both trial lists: it scores far better on same-session trials than on
@@ -30,8 +30,8 @@ import torch
 import torchaudio
 from tqdm.auto import tqdm
 
-from trainers.metrics import cosine_scores, equal_error_rate
-from trainers.synthesis import (
+from ssps_trainers.metrics import cosine_scores, equal_error_rate
+from ssps_trainers.synthesis import (
     SAMPLING_RATE,
     TTSVoice,
     random_channel,

@@ -30,7 +30,7 @@ from pathlib import Path
 from datasets import Audio, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_from_disk
 from tqdm.auto import tqdm
 
-from trainers.corpus import UnreadableAudio, decode_file, ignored_files, list_audio, load_trials
+from ssps_trainers.corpus import UnreadableAudio, decode_file, ignored_files, list_audio, load_trials
 
 FEATURES = Features({
     "audio": Audio(sampling_rate=16000), "utt_id": Value("string"), "speaker_id": Value("string"),

@@ -19,11 +19,11 @@ from pathlib import Path
 from transformers import HfArgumentParser, set_seed
 
 from modeling_ssps import SSPSConfig, SSPSFeatureExtractor, SSPSForPreTraining
-from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
-from trainers.audio_datasets import DatasetColumns, load_audio_dataset, position_indexed, standardize
-from trainers.checkpoints import latest_complete_checkpoint
-from trainers.corpus import load_trials
-from trainers.data import WaveformAugment
+from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from ssps_trainers.audio_datasets import DatasetColumns, load_audio_dataset, position_indexed, standardize
+from ssps_trainers.checkpoints import latest_complete_checkpoint
+from ssps_trainers.corpus import load_trials
+from ssps_trainers.data import WaveformAugment
 
 REPO = Path(__file__).resolve().parents[1]
 ENCODER_FOLDERS = {"ecapa_tdnn": "ecapa", "fast_resnet34": "resnet34"}

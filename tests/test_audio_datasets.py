@@ -1,4 +1,4 @@
-"""Standard 🤗 audio datasets as the toolkit's input (trainers/audio_datasets.py): files at another
+"""Standard 🤗 audio datasets as the toolkit's input (ssps_trainers/audio_datasets.py): files at another
 rate, an audiofolder with metadata, parquet shards in the push_to_hub layout streamed, and trial
 lists scored straight from a folder of files. Each trains a few steps and evaluates."""
 
@@ -17,9 +17,9 @@ from datasets.table import embed_table_storage
 from test_ssl_trainer import tiny_config
 
 from modeling_ssps import SSPSForPreTraining, SSPSModel
-from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
-from trainers.audio_datasets import DatasetColumns, files_dataset, load_audio_dataset, position_indexed, standardize, utterance_names
-from trainers.data import AudioDecodeError, decode_audio
+from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from ssps_trainers.audio_datasets import DatasetColumns, files_dataset, load_audio_dataset, position_indexed, standardize, utterance_names
+from ssps_trainers.data import AudioDecodeError, decode_audio
 
 REPO = Path(__file__).resolve().parents[1]
 

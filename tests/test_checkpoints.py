@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining
-from trainers.checkpoints import average_state_dicts, list_checkpoints
+from ssps_trainers.checkpoints import average_state_dicts, list_checkpoints
 
 
 def save_checkpoints(root: Path, values: list[float]) -> SSPSConfig:

@@ -8,7 +8,7 @@ import soundfile
 import torch
 from conftest import synthetic_voice, wav_bytes
 
-from trainers.data import AudioDecodeError, MultiViewCollator, WaveformAugment
+from ssps_trainers.data import AudioDecodeError, MultiViewCollator, WaveformAugment
 
 
 def rows(rng, lengths):
@@ -102,7 +102,7 @@ def test_strategy_all_draws_each_branch(tmp_path, rng) -> None:
 def test_prepared_audio_is_never_clipped_or_quantised_away(tmp_path) -> None:
     """Float audio above full scale is scaled, not clipped; very quiet audio is scaled up, not
     stored as zeros; silence is refused with its reason."""
-    from trainers.corpus import UnreadableAudio, decode_file
+    from ssps_trainers.corpus import UnreadableAudio, decode_file
 
     t = np.arange(16000) / 16000
     voice = np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))

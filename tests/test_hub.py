@@ -86,7 +86,7 @@ CHILD = textwrap.dedent(
     import importlib.abc, json, sys
     class Blocker(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"modeling_ssps", "trainers", "scripts"}:
+            if name.split(".")[0] in {"modeling_ssps", "ssps_trainers", "scripts"}:
                 raise ModuleNotFoundError(name)
     sys.meta_path.insert(0, Blocker())
     sys.path = [p for p in sys.path if p not in ("", REPO)]

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers.kmeans import (
+from ssps_trainers.kmeans import (
     assign,
     assign_certified,
     neighbour_table,

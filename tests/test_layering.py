@@ -1,4 +1,4 @@
-"""Import direction scripts -> trainers -> modeling_ssps (docs/architecture.md §1), checked on the source."""
+"""Import direction scripts -> ssps_trainers -> modeling_ssps (docs/architecture.md §1), checked on the source."""
 
 import ast
 import subprocess
@@ -50,7 +50,7 @@ def test_modeling_ssps_is_flat_and_self_contained(path: Path) -> None:
         assert top in USE_TIME_OPTIONAL and inside_try, f"{path.name} imports {module!r}"
 
 
-@pytest.mark.parametrize("path", sources("trainers"), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sources("ssps_trainers"), ids=lambda p: p.name)
 def test_trainers_never_import_scripts(path: Path) -> None:
     for module, level, _ in imports(path):
         assert level == 0 or module != "scripts", path
@@ -70,16 +70,16 @@ SSPS_MODULES = ("ssps.py", "memory.py", "kmeans.py", "ssps_diagnostics.py")
 def test_ssps_modules_are_plain_torch(name: str) -> None:
     """The SSPS core imports torch (and the standard library) and its siblings only."""
     siblings = {Path(n).stem for n in SSPS_MODULES}
-    for module, level, _ in imports(REPO_ROOT / "trainers" / name):
+    for module, level, _ in imports(REPO_ROOT / "ssps_trainers" / name):
         top = module.split(".")[0]
         if level:  # relative: a sibling of the SSPS core
-            assert top in siblings, f"trainers/{name} imports .{module}, outside the SSPS core"
+            assert top in siblings, f"ssps_trainers/{name} imports .{module}, outside the SSPS core"
         else:
-            assert top in sys.stdlib_module_names or top == "torch", f"trainers/{name} imports {module}"
+            assert top in sys.stdlib_module_names or top == "torch", f"ssps_trainers/{name} imports {module}"
 
 
 def test_light_modules_do_not_import_the_trainer_stack() -> None:
-    code = "import sys, trainers.synthesis, trainers.ssps; print(sorted(m for m in ('accelerate', 'datasets', 'transformers.trainer') if m in sys.modules))"
+    code = "import sys, ssps_trainers.synthesis, ssps_trainers.ssps; print(sorted(m for m in ('accelerate', 'datasets', 'transformers.trainer') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers.losses import (
+from ssps_trainers.losses import (
     dino_cross_entropy,
     moco_infonce,
     nt_xent,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from trainers.memory import IndexedTable, RingQueue, last_occurrence
+from ssps_trainers.memory import IndexedTable, RingQueue, last_occurrence
 
 
 class QueueOracle:

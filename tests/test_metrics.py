@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainers.metrics import cosine_scores, equal_error_rate, error_rates, min_dcf
+from ssps_trainers.metrics import cosine_scores, equal_error_rate, error_rates, min_dcf
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

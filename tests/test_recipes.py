@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers import SSLTrainingArguments
+from ssps_trainers import SSLTrainingArguments
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "configs").glob("*/*.json"))

@@ -21,7 +21,7 @@ CHILD = textwrap.dedent(
 
     class Blocker(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"modeling_ssps", "trainers", "scripts"}:
+            if name.split(".")[0] in {"modeling_ssps", "ssps_trainers", "scripts"}:
                 raise ModuleNotFoundError(f"{name} is blocked in this test")
             return None
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from trainers.schedules import constant, cosine_momentum, dino_paper_lr, step_decay
+from ssps_trainers.schedules import constant, cosine_momentum, dino_paper_lr, step_decay
 
 
 def test_step_decay_absolute_epochs() -> None:

@@ -13,9 +13,9 @@ import torch
 from conftest import synthetic_voice
 from datasets import Audio, Dataset, load_dataset, load_from_disk
 
-from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
-from trainers.audio_datasets import load_audio_dataset, standardize
-from trainers.ssps_diagnostics import paper_ssps_recommended
+from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from ssps_trainers.audio_datasets import load_audio_dataset, standardize
+from ssps_trainers.ssps_diagnostics import paper_ssps_recommended
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ from safetensors.torch import load_file
 from transformers import TrainerControl, TrainerState
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining
-from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
-from trainers.callbacks import MomentumCallback
+from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from ssps_trainers.callbacks import MomentumCallback
 
 HEADS = {"simclr": "none", "moco": "none", "swav": "swav", "vicreg": "projector", "dino": "dino"}
 

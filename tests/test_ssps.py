@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers.ssps import SSPS, SampledPositives, SSPSArguments
+from ssps_trainers.ssps import SSPS, SampledPositives, SSPSArguments
 
 
 def make_args(**overrides) -> SSPSArguments:

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers.ssps_diagnostics import (
+from ssps_trainers.ssps_diagnostics import (
     bootstrap_diagnostics,
     draw_pool_partners,
     mutual_rate,
@@ -110,7 +110,7 @@ def test_bad_shapes_are_refused() -> None:
 
 
 def test_verdict_reads_its_statistic_against_the_threshold() -> None:
-    from trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, paper_ssps_recommended
+    from ssps_trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, paper_ssps_recommended
 
     assert paper_ssps_recommended({VERDICT_STATISTIC: VERDICT_THRESHOLD})
     assert not paper_ssps_recommended({VERDICT_STATISTIC: VERDICT_THRESHOLD - 1e-3})
@@ -126,8 +126,8 @@ def test_trainer_warns_when_an_ungated_run_has_a_weak_bootstrap(caplog) -> None:
 
     from transformers.utils import logging as hf_logging
 
-    from trainers.callbacks import SSPSEpochCallback
-    from trainers.ssps_diagnostics import MIN_SEED_AGREEMENT
+    from ssps_trainers.callbacks import SSPSEpochCallback
+    from ssps_trainers.ssps_diagnostics import MIN_SEED_AGREEMENT
 
     hf_logging.enable_propagation()
     for gate, agreement, warned in (("none", MIN_SEED_AGREEMENT - 0.1, True), ("agreement", 0.05, False), ("none", 0.9, False)):

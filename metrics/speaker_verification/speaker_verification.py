@@ -1,7 +1,7 @@
 """Speaker-verification metric for 🤗 evaluate: EER and minDCF from trial scores.
 
 Self-contained on purpose (an `evaluate` module or metric Space cannot import our package):
-the maths below mirrors `trainers/metrics.py` line for line, and `tests/test_metrics.py` checks
+the maths below mirrors `ssps_trainers/metrics.py` line for line, and `tests/test_metrics.py` checks
 that both agree. Convention (docs/method.md §14 of the SSPS toolkit): accept when score >= threshold;
 thresholds are the distinct scores plus +inf; EER = max(FPR, FNR) at the first argmin of
 |FNR - FPR|; minDCF = min(c_miss p FNR + c_fa (1 - p) FPR) / min(c_miss p, c_fa (1 - p)).

@@ -8,8 +8,8 @@ import sys
 import torch
 import torch.distributed as torch_dist
 
-from trainers.dist import gather, gather_with_grad
-from trainers.losses import nt_xent, vicreg
+from ssps_trainers.dist import gather, gather_with_grad
+from ssps_trainers.losses import nt_xent, vicreg
 
 torch_dist.init_process_group("gloo")
 rank, world = torch_dist.get_rank(), torch_dist.get_world_size()

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import synthetic_voice, wav_bytes  # noqa: E402
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining  # noqa: E402
-from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments  # noqa: E402
+from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments  # noqa: E402
 
 method, output_dir, report = sys.argv[1], sys.argv[2], sys.argv[3]
 rng = np.random.default_rng(0)

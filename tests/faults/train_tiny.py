@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import synthetic_voice, wav_bytes  # noqa: E402
 from test_ssl_trainer import tiny_config  # noqa: E402
 
-import trainers.ssl_trainer as ssl_trainer_module  # noqa: E402
+import ssps_trainers.ssl_trainer as ssl_trainer_module  # noqa: E402
 from modeling_ssps import SSPSForPreTraining  # noqa: E402
-from trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments  # noqa: E402
-from trainers.checkpoints import latest_complete_checkpoint  # noqa: E402
+from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments  # noqa: E402
+from ssps_trainers.checkpoints import latest_complete_checkpoint  # noqa: E402
 
 output_dir = sys.argv[1]
 fault, _, count = (sys.argv[2] if len(sys.argv) > 2 else "").partition(":")

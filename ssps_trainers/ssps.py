@@ -322,7 +322,7 @@ class SSPS(nn.Module):
             self.neighbours.copy_(neighbour_table(result.centroids, self.args.neighbour_clusters))
             if self.args.sampling == "kmeans-repr":
                 # a second clustering from another start: the label-free agreement statistic
-                # (trainers/ssps_diagnostics.py), and the pairs the agreement gate keeps
+                # (ssps_trainers/ssps_diagnostics.py), and the pairs the agreement gate keeps
                 check = self._kmeans(x, epoch, stream=1)
                 check_neighbours = neighbour_table(check.centroids, self.args.neighbour_clusters)
                 generator = torch.Generator(device=x.device).manual_seed(self.args.seed + epoch)

@@ -281,7 +281,7 @@ class SSLTrainer(Trainer):
         return staging if staging is not None else super()._get_output_dir(trial)
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        """A checkpoint is complete or it does not exist (see `trainers.checkpoints`): the
+        """A checkpoint is complete or it does not exist (see `ssps_trainers.checkpoints`): the
         Trainer's files and the SSL state are written under `<run>/.staging/checkpoint-N`,
         flushed, marked complete and renamed into place; only then are older checkpoints
         stripped of their SSL state and rotated (`save_total_limit`), so the newest complete

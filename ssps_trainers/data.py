@@ -1,7 +1,7 @@
 """`MultiViewCollator`: dataset rows -> the named tensors of one SSL step (docs/architecture.md §3.2).
 
 Rows carry `audio`, `sample_index`, and optionally `utt_id`, `speaker_id`, `video_id` (the
-columns `trainers.audio_datasets.standardize` gives any dataset). `audio` is an encoded file of
+columns `ssps_trainers.audio_datasets.standardize` gives any dataset). `audio` is an encoded file of
 the `datasets.Audio` feature (`{"bytes", "path"}`, decoded here by the library's decoder at the
 model's rate, mono), an already decoded one, a float array (synthetic data), or the toolkit's
 older raw 16 kHz FLAC bytes (only the needed ranges decoded, soundfile `start=`/`stop=`).

@@ -1,6 +1,6 @@
 """Train-time half of the SSPS toolkit: SSL losses, memories, SSPS, the Trainer subclass.
 
-The public names load lazily, so `import trainers.synthesis` (or `trainers.ssps`) does not
+The public names load lazily, so `import ssps_trainers.synthesis` (or `ssps_trainers.ssps`) does not
 import the Trainer stack (transformers' Trainer, accelerate, datasets).
 """
 
@@ -21,5 +21,5 @@ __all__ = sorted(_PUBLIC)
 
 def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
-        raise AttributeError(f"module 'trainers' has no attribute {name!r}")
+        raise AttributeError(f"module 'ssps_trainers' has no attribute {name!r}")
     return getattr(importlib.import_module(_PUBLIC[name], __name__), name)

@@ -7,7 +7,7 @@ folder `load_dataset` understands (parquet shards, the layout `push_to_hub` writ
 `standardize` then gives every source the same columns:
 
 - `audio`: the dataset's audio column cast to `Audio(sampling_rate=<model rate>, num_channels=1,
-  decode=False)`. Rows keep the encoded file; `trainers.data.decode_audio` decodes it with the
+  decode=False)`. Rows keep the encoded file; `ssps_trainers.data.decode_audio` decodes it with the
   library's decoder (which resamples and downmixes) and names the file when it cannot. A plain
   string column of file paths is cast the same way. The toolkit's older binary column (16 kHz
   FLAC bytes) is kept and read with partial decodes.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CITATION = re.compile(r"docs/([a-z_]+\.md) §(\d+)(?:\.(\d+))?")
-SOURCES = [p for pattern in ("modeling_ssps/*.py", "ssps_trainers/*.py", "scripts/*.py", "tests/*.py", "benchmarks/*.py", "metrics/**/*.py",
+SOURCES = [p for pattern in ("modeling_ssps/*.py", "ssps_trainers/*.py", "ssps_trainers/cli/*.py", "scripts/*.py", "tests/*.py", "benchmarks/*.py", "metrics/**/*.py",
                              "metrics/**/*.md", "model_cards/*.md", "docs/*.md", "README.md", "configs/**/*.json")
            for p in REPO.glob(pattern)]  # fmt: skip
 

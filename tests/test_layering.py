@@ -50,11 +50,17 @@ def test_modeling_ssps_is_flat_and_self_contained(path: Path) -> None:
         assert top in USE_TIME_OPTIONAL and inside_try, f"{path.name} imports {module!r}"
 
 
-@pytest.mark.parametrize("path", sources("ssps_trainers"), ids=lambda p: p.name)
-def test_trainers_never_import_scripts(path: Path) -> None:
+@pytest.mark.parametrize("path", [p for p in sources("ssps_trainers") if p.parent.name != "cli"], ids=lambda p: p.name)
+def test_trainers_never_import_the_command_line_layer(path: Path) -> None:
+    """The command-line layer (ssps_trainers/cli, and scripts/ that run it) sits on top."""
     for module, level, _ in imports(path):
-        assert level == 0 or module != "scripts", path
-        assert module.split(".")[0] != "scripts", f"{path.name} imports {module!r}"
+        assert level == 0 or module.split(".")[0] != "cli", f"{path.name} imports .{module}"
+        assert module.split(".")[0] != "scripts" and not module.startswith("ssps_trainers.cli"), f"{path.name} imports {module!r}"
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "scripts").glob("*.py")), ids=lambda p: p.name)
+def test_scripts_are_thin_wrappers_of_the_commands(path: Path) -> None:
+    assert [m for m, _, _ in imports(path)] == ["ssps_trainers.cli"] and (REPO_ROOT / "ssps_trainers" / "cli" / path.name).exists()
 
 
 def test_the_checker_sees_violations(tmp_path: Path) -> None:

@@ -217,11 +217,11 @@ class MultiViewCollator:
 
 NOISE_SNR_DB = {"noise": (0.0, 15.0), "speech": (13.0, 20.0), "music": (5.0, 15.0)}  # docs/method.md §13
 STRATEGIES = ("reverb+noise", "all", "none")
-AUDIO_SUFFIXES = (".wav", ".flac")
+AUGMENTATION_SUFFIXES = (".wav", ".flac")  # noise and RIR files, read with soundfile (not the corpus suffixes of corpus.py)
 
 
 def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUGMENTATION_SUFFIXES)
 
 
 class WaveformAugment:

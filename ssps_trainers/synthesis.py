@@ -242,10 +242,6 @@ def tts_variants() -> list[str]:
     return sorted(set(names))
 
 
-def random_tts_voice(variant: str, rng: np.random.Generator) -> TTSVoice:
-    return TTSVoice(variant, int(rng.integers(25, 75)), int(rng.integers(135, 195)), float(rng.uniform(0.92, 1.08)))
-
-
 def tts_speak(voice: TTSVoice, seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Pseudo-sentences read by espeak-ng, formant-shifted, at 16 kHz, cut or padded to length."""
     import io

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -71,11 +70,6 @@ def tiny_resnet_kwargs() -> dict[str, object]:
         "resnet_layers": (1, 1, 1, 1),
         "embedding_dim": 32,
     }
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path
 
 
 def wav_bytes(wave: np.ndarray, sampling_rate: int = 16000, fmt: str = "WAV") -> bytes:

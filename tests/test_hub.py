@@ -63,6 +63,9 @@ def test_staged_repo_is_complete_and_safe(staged) -> None:
     assert config["custom_pipelines"]["speaker-verification"]["pt"] == ["AutoModel"]
     card = ModelCard.load(folder / "README.md")
     assert card.data.library_name == "transformers" and card.data.pipeline_tag == "feature-extraction"
+    assert card.data.to_dict()["inference"] is False and "inference widget cannot run" in card.text  # no broken widget
+    assert card.data.datasets is None  # no unverified Hub dataset ids
+    assert config["threshold_source"].startswith("eer of SSPS demo corpus")
     values = {(r.metric_type, (r.metric_args or {}).get("p_target")): r.metric_value for r in card.data.eval_results}
     assert values == {("eer", None): 12.346, ("min_dcf", 0.01): 0.61, ("min_dcf", 0.05): 0.33}
     assert card.data.eval_results[0].dataset_name == "SSPS demo corpus, cross-session trials"

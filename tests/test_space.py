@@ -65,3 +65,11 @@ def test_space_in_headless_chromium(tmp_path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_space_refuses_to_start_on_the_placeholder_model_id() -> None:
+    pytest.importorskip("gradio")
+    env = {k: v for k, v in os.environ.items() if k != "SSPS_MODEL"}
+    result = subprocess.run([sys.executable, str(REPO / "spaces" / "speaker-verification" / "app.py")],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert result.returncode != 0 and "placeholder" in result.stderr and "Traceback" not in result.stderr

@@ -14,8 +14,14 @@ from pathlib import Path
 import gradio as gr
 from transformers import pipeline
 
-MODEL = os.environ.get("SSPS_MODEL", "ORG/simclr-ssps")
+PLACEHOLDER = "ORG/simclr-ssps"
+MODEL = os.environ.get("SSPS_MODEL", PLACEHOLDER)
 HERE = Path(__file__).resolve().parent
+if MODEL.startswith("ORG/"):
+    raise SystemExit(
+        f"SSPS_MODEL is {MODEL!r}, the placeholder of this Space: set it (a Space variable, or the environment) "
+        "to a model folder or the Hub id of an exported SSPS encoder"
+    )
 verify = pipeline("speaker-verification", model=MODEL, trust_remote_code=True)
 THRESHOLD = float(verify.model.config.threshold)
 

@@ -46,6 +46,8 @@ parser.add_argument("--license", default="cc-by-4.0")
 parser.add_argument("--recipe", default=None, help="Training-recipe paragraph for the card (default: the spec's paper recipe).")
 parser.add_argument("--threshold_from", choices=["eer", "min_dcf_0.01", "min_dcf_0.05", "none"], default="eer",
                     help="Decision threshold written into config.threshold, from the report's list --trials_name (default: the EER threshold; none keeps the config's).")
+parser.add_argument("--hub_datasets", nargs="*", default=[], help="Hub dataset ids the model was trained on, for the card's `datasets` (only ids that exist on the Hub; default none).")
+parser.add_argument("--space_id", default=None, help="Hub id of a Space running this model (the card points to it: the Hub widget cannot run remote code).")
 parser.add_argument("--push", action="store_true", help="Upload the staged folder (default: dry run).")
 args = parser.parse_args()
 claim_output_dir(args.output_dir, args.overwrite, inputs=[args.model, args.eval_report])
@@ -110,8 +112,9 @@ card_data = ModelCardData(
     language=["en"], license=args.license, library_name="transformers", pipeline_tag="feature-extraction",
     tags=["speaker-verification", "speaker-embedding", "speaker-recognition", "audio", encoder.config.encoder_type.replace("_", "-"),
           "self-supervised-learning", "voxceleb", *spec["tags"]],
-    datasets=spec["datasets"], metrics=["eer", "min_dcf"], base_model=args.base_model,
+    datasets=args.hub_datasets or None, metrics=["eer", "min_dcf"], base_model=args.base_model,
     model_name=args.repo_id.split("/")[-1], eval_results=results,
+    inference=False,  # the Hub's widget cannot run a remote-code pipeline: disabled rather than broken
 )  # fmt: skip
 table = (f"| trials | EER (%) | minDCF (p=0.01) | minDCF (p=0.05) |\n|---|---|---|---|\n"
          f"| {args.dataset_name} ({metrics['trials']} trials) | {eer} | {metrics['min_dcf_0.01']:.4f} | {metrics['min_dcf_0.05']:.4f} |")  # fmt: skip
@@ -120,7 +123,7 @@ card = ModelCard.from_template(
     method_name=spec["method_name"], ssps=spec["ssps"], embedding_dim=encoder.config.embedding_dim,
     threshold=round(encoder.config.threshold, 4), threshold_note=threshold_note, repo_id=args.repo_id, results_table=table,
     results_note=f"Measured with `ssps-evaluate` on {args.dataset_name}; cosine scoring, no score normalisation.",
-    recipe=args.recipe or spec["recipe"], limitations=spec["limitations"],
+    recipe=args.recipe or spec["recipe"], limitations=spec["limitations"], space_id=args.space_id,
     encoder_description={"ecapa_tdnn": "ECAPA-TDNN", "fast_resnet34": "Fast ResNet-34"}[encoder.config.encoder_type],
 )  # fmt: skip
 card.save(out / "README.md")

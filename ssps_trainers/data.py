@@ -229,9 +229,14 @@ class WaveformAugment:
 
     - `rir_dir`: any tree of RIR files (OpenSLR-28 `simulated_rirs` layout works); a random RIR
       is normalised to unit L2 norm, fully convolved (FFT) and truncated to the input length.
-    - `musan_dir` with sub-folders `noise/`, `speech/`, `music/` (MUSAN pre-cut into chunks): a
-      category uniformly among those present, one file, a random crop (wrap-padded if short),
-      added at an SNR uniform in 0-15 / 13-20 / 5-15 dB, with power 10 log10(mean(x^2) + 1e-4).
+    - `musan_dir` with sub-folders `noise/`, `speech/`, `music/`: a category uniformly among
+      those present, one file (or, with `musan_chunk_seconds`, one chunk), a random crop
+      (wrap-padded if short), added at an SNR uniform in 0-15 / 13-20 / 5-15 dB, with power
+      10 log10(mean(x^2) + 1e-4). `musan_chunk_seconds=8` draws as the reference recipe does
+      after cutting MUSAN into 8 s files (theolepage/sslsv, tools/prepare_data/prepare_augmentation.py):
+      uniformly over the non-overlapping 8 s chunks that fit strictly inside a file (the tail
+      and files of 8 s or less give none), without rewriting MUSAN on disk. 0 (default):
+      uniformly over whole files.
     - `strategy`: "reverb+noise" (every view, probability 1), "all" (DINO: one of none, reverb,
       noise, reverb+noise uniformly), or "none".
 
@@ -244,6 +249,7 @@ class WaveformAugment:
         musan_dir: str | Path | None = None,
         rir_dir: str | Path | None = None,
         strategy: str = "reverb+noise",
+        musan_chunk_seconds: float = 0.0,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"WaveformAugment strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -254,6 +260,15 @@ class WaveformAugment:
                 files = _audio_files(Path(musan_dir) / category)
                 if files:
                     self.noise_files[category] = files
+        self.noise_chunks: dict[str, list[tuple[Path, int]]] = {}
+        if musan_chunk_seconds > 0:  # (file, first sample) of every chunk, from the headers only
+            size = int(musan_chunk_seconds * SAMPLING_RATE)
+            for category, files in self.noise_files.items():
+                chunks = [(f, start) for f in files for start in range(0, soundfile.info(str(f)).frames - size, size)]
+                if chunks:
+                    self.noise_chunks[category] = chunks
+            self.noise_files = {c: f for c, f in self.noise_files.items() if c in self.noise_chunks}
+        self.chunk_samples = int(musan_chunk_seconds * SAMPLING_RATE)
         self.rir_files = _audio_files(Path(rir_dir)) if rir_dir is not None and Path(rir_dir).is_dir() else []
         missing = [name for name, ok in (("MUSAN noise", self.noise_files), ("RIR", self.rir_files)) if not ok]
         if missing and strategy != "none":
@@ -287,8 +302,7 @@ class WaveformAugment:
             return wave
         categories = sorted(self.noise_files)
         category = categories[int(rng.integers(len(categories)))]
-        files = self.noise_files[category]
-        noise = self._load(files[int(rng.integers(len(files)))])
+        noise = self.draw_noise(category, rng)
         if noise.shape[0] >= wave.shape[0]:
             start = int(rng.integers(0, noise.shape[0] - wave.shape[0] + 1))
             noise = noise[start : start + wave.shape[0]]
@@ -300,6 +314,15 @@ class WaveformAugment:
         noise_db = 10 * np.log10(np.mean(noise**2) + 1e-4)
         scale = np.sqrt(10 ** ((speech_db - noise_db - snr) / 10))
         return (wave + scale * noise).astype(np.float32)
+
+    def draw_noise(self, category: str, rng: np.random.Generator) -> np.ndarray:
+        """One noise recording of `category`: a whole file, or one chunk of one."""
+        if category in self.noise_chunks:
+            chunks = self.noise_chunks[category]
+            path, start = chunks[int(rng.integers(len(chunks)))]
+            return self._load(path)[start : start + self.chunk_samples]
+        files = self.noise_files[category]
+        return self._load(files[int(rng.integers(len(files)))])
 
     def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.strategy == "none":

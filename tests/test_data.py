@@ -118,3 +118,25 @@ def test_prepared_audio_is_never_clipped_or_quantised_away(tmp_path) -> None:
     soundfile.write(tmp_path / "silent.wav", np.full(16000, 1e-8, dtype=np.float32), 16000, subtype="FLOAT")
     with pytest.raises(UnreadableAudio, match="silence"):
         decode_file(tmp_path / "silent.wav")
+
+
+def test_musan_chunks_as_the_reference_cuts_them(tmp_path) -> None:
+    (tmp_path / "musan" / "noise").mkdir(parents=True)
+    ramp = np.arange(20 * 16000, dtype=np.float32) / (20 * 16000)  # a sample's value says where it was
+    soundfile.write(tmp_path / "musan" / "noise" / "long.wav", ramp, 16000, subtype="FLOAT")
+    soundfile.write(tmp_path / "musan" / "noise" / "short.wav", ramp[: 8 * 16000], 16000, subtype="FLOAT")  # 8 s: no chunk
+    soundfile.write(tmp_path / "musan" / "noise" / "tiny.wav", ramp[:16000], 16000, subtype="FLOAT")
+    whole = WaveformAugment(musan_dir=tmp_path / "musan", strategy="reverb+noise")
+    chunked = WaveformAugment(musan_dir=tmp_path / "musan", strategy="reverb+noise", musan_chunk_seconds=8.0)
+    long = tmp_path / "musan" / "noise" / "long.wav"
+    # range(0, 20 s - 8 s, 8 s): chunks at 0 and 8 s; the tail (16-20 s) and the 8 s and 1 s files give none
+    assert chunked.noise_chunks == {"noise": [(long, 0), (long, 8 * 16000)]}
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(20):
+        segment = chunked.draw_noise("noise", rng)
+        start = int(round(float(segment[0]) * 20 * 16000))
+        np.testing.assert_array_equal(segment, ramp[start : start + 8 * 16000])
+        starts.add(start)
+    assert starts == {0, 8 * 16000}  # both chunks drawn, nothing else
+    assert {whole.draw_noise("noise", rng).shape[0] for _ in range(30)} == {20 * 16000, 8 * 16000, 16000}  # whole files

@@ -58,6 +58,7 @@ class DataArguments:
     eval_trials: str | None = field(default=None, metadata={"help": "Trial list (label enroll test) over --eval_dataset."})
     musan_dir: str | None = field(default=None, metadata={"help": "MUSAN-layout folder (noise/ speech/ music/); none: no additive noise."})
     rir_dir: str | None = field(default=None, metadata={"help": "RIR folder; none: no reverberation."})
+    musan_chunk_seconds: float = field(default=0.0, metadata={"help": "Draw noise over chunks of this length, as the reference does after cutting MUSAN into 8 s files (paper recipes: 8); 0: whole files."})
     augment: str | None = field(default=None, metadata={"help": "reverb+noise (default) or all (DINO default) or none."})
     crop_seconds: float = field(default=2.0, metadata={"help": "View length (2 s); DINO local crops."})
     dino_global_seconds: float = field(default=4.0, metadata={"help": "DINO global crop length (4 s)."})
@@ -132,7 +133,7 @@ collator = MultiViewCollator(
     local_views=training.dino_local_views if dino else 0,
     local_crop_samples=int(data_args.crop_seconds * rate),
     reference_samples=int(training.ssps_reference_seconds * rate) if training.ssps else None,
-    augment=WaveformAugment(data_args.musan_dir, data_args.rir_dir, strategy) if strategy != "none" else None,
+    augment=WaveformAugment(data_args.musan_dir, data_args.rir_dir, strategy, data_args.musan_chunk_seconds) if strategy != "none" else None,
     seed=training.seed,
     sampling_rate=rate,
 )

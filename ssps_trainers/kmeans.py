@@ -109,10 +109,16 @@ class _Screen(NamedTuple):
     residual: torch.Tensor  # (n,) |x_i - x~_i|, fp32
 
 
-def _screen(x: torch.Tensor) -> _Screen:
+def _screen(x: torch.Tensor, block: int = 1 << 16) -> _Screen:
+    """In row blocks: the fp32 temporaries are one block, not two more copies of the table."""
     rows = x.to(torch.bfloat16)
-    wide = rows.float()
-    return _Screen(rows, wide.norm(dim=1), (x - wide).norm(dim=1))
+    norm = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
+    residual = torch.empty_like(norm)
+    for start in range(0, x.shape[0], block):
+        wide = rows[start : start + block].float()
+        torch.linalg.vector_norm(wide, dim=1, out=norm[start : start + block])
+        torch.linalg.vector_norm(wide.sub_(x[start : start + block]), dim=1, out=residual[start : start + block])
+    return _Screen(rows, norm, residual)
 
 
 _FP32_UNIT = 2.0**-24

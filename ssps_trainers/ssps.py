@@ -314,7 +314,8 @@ class SSPS(nn.Module):
         gated = self.args.gate == "agreement"
         if compute_here:
             filled_rows = torch.nonzero(self.table.filled).squeeze(1)  # once per epoch
-            x = F.normalize(self.table.values[filled_rows].float(), dim=1)
+            x = self.table.values[filled_rows].float()  # the one copy of the filled rows; normalised in place
+            x /= torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(1e-12)  # = F.normalize, without a second copy
             result = self._kmeans(x, epoch, stream=0)
             self.assignment.fill_(-1)
             self.assignment[filled_rows] = result.assignment

@@ -10,6 +10,7 @@ private pair, `_save_checkpoint` / `_get_output_dir`, only to make saves atomic.
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -208,15 +209,17 @@ class SSLTrainer(Trainer):
         positives = self.method.positives(out, teacher)  # (n_pos, b, D_pos)
 
         reference = None
-        if self.ssps is not None and self.ssps.collecting(epoch):
+        collecting = self.ssps is not None and self.ssps.collecting(epoch)
+        if collecting or self.args.ssps_reference_train_mode:
             if reference_values is None:
                 raise ValueError(
-                    "an SSPS run needs `reference_values` in the batch: build the collator with "
-                    "reference_samples (4 s = 64000)"
+                    "an SSPS run (or ssps_reference_train_mode) needs `reference_values` in the batch: build the "
+                    "collator with reference_samples (4 s = 64000)"
                 )
             module = self.method.reference_module(unwrapped)
-            with torch.no_grad(), eval_mode(module):
-                reference = F.normalize(module(input_values=reference_values).embeddings, dim=-1)
+            with torch.no_grad(), (nullcontext(module) if self.args.ssps_reference_train_mode else eval_mode(module)):
+                embeddings = module(input_values=reference_values).embeddings  # train mode: BatchNorm statistics move
+            reference = F.normalize(embeddings, dim=-1) if collecting else None
 
         used = positives
         if self.ssps is not None and self.ssps.active(epoch):

@@ -110,6 +110,7 @@ class SSLTrainingArguments(TrainingArguments):
     ssps_kmeans_precision: str = field(default="auto", metadata={"help": "k-means E-step: auto (certified where bf16 matmuls are native, else float32; same assignments), float32 (plain), certified (bf16 screen with a proven bound, fp32 scores for undecided rows: fp32 assignments), bfloat16/float16 (approximate)."})
     ssps_gate: str = field(default="none", metadata={"help": "none (paper: every drawn pseudo-positive is used) or agreement (robust: only pairs that a second, independently started k-means also relates; see docs/ssps_robustness.md)."})
     ssps_reference_seconds: float = field(default=4.0, metadata={"help": "Clean reference crop length (4 s)."})
+    ssps_reference_train_mode: bool = field(default=False, metadata={"help": "Reference forward with the reference module in train mode, at every step (also without --ssps, e.g. a base run): as the reference implementation runs its DINO teacher, whose BatchNorm statistics then also see the clean 4 s crops. False: eval mode, only while SSPS collects (docs/differences.md row 2). DINO paper recipes: true."})
 
     def __post_init__(self) -> None:
         for name, reason in OVERRIDDEN.items():

@@ -243,3 +243,16 @@ def test_overridden_training_arguments_are_refused_not_ignored(tmp_path, name, v
     with pytest.raises(ValueError, match=rf"--{name} is not used by SSL training.*{controls}"):
         SSLTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], **{name: value})
     SSLTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])  # defaults pass
+
+
+@pytest.mark.parametrize("ssps", [False, True])
+def test_reference_forward_in_train_mode_moves_the_teacher_batchnorm(ssps, tiny_wav_rows, tmp_path) -> None:
+    """docs/differences.md row 2: as the reference runs its DINO teacher, also in a base run."""
+    counts = {}
+    for flag in (False, True):
+        trainer = make_trainer("dino", tiny_wav_rows, tmp_path / f"{flag}", ssps=ssps, max_steps=1, ssps_reference_train_mode=flag)
+        trainer.data_collator.reference_samples = 12000
+        trainer.train()
+        tracked = [b for name, b in trainer.model.teacher.named_buffers() if name.endswith("num_batches_tracked")]
+        counts[flag] = int(tracked[0])
+    assert counts == {False: 1, True: 2}  # one teacher forward (global crops), plus the reference crops

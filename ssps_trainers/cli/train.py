@@ -132,7 +132,7 @@ collator = MultiViewCollator(
     crop_samples=int((data_args.dino_global_seconds if dino else data_args.crop_seconds) * rate),
     local_views=training.dino_local_views if dino else 0,
     local_crop_samples=int(data_args.crop_seconds * rate),
-    reference_samples=int(training.ssps_reference_seconds * rate) if training.ssps else None,
+    reference_samples=int(training.ssps_reference_seconds * rate) if training.ssps or training.ssps_reference_train_mode else None,
     augment=WaveformAugment(data_args.musan_dir, data_args.rir_dir, strategy, data_args.musan_chunk_seconds) if strategy != "none" else None,
     seed=training.seed,
     sampling_rate=rate,

@@ -21,6 +21,7 @@ from datasets import Dataset
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining
 from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
+from ssps_trainers.methods import METHOD_CLASSES
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--batch", type=int, default=32)
@@ -29,7 +30,7 @@ parser.add_argument("--methods", nargs="+", default=["simclr", "moco", "swav", "
 parser.add_argument("--channels", type=int, default=512)
 args = parser.parse_args()
 
-HEADS = {"simclr": "none", "moco": "none", "swav": "swav", "vicreg": "projector", "dino": "dino"}
+HEADS = {name: method.head_type for name, method in METHOD_CLASSES.items()}  # the registry's
 N = 4 * args.batch
 rng = np.random.default_rng(0)
 rows = {"audio": [(0.1 * rng.standard_normal(80000)).astype(np.float32) for _ in range(N)], "sample_index": list(range(N))}
@@ -40,7 +41,7 @@ def step_time(method: str, ssps: bool) -> float:
     dino = method == "dino"
     config = SSPSConfig(
         ecapa_channels=(c, c, c, c, 3 * c), head_type=HEADS[method],
-        momentum_branch=method in ("moco", "dino"), n_mels=80 if dino else 40,
+        momentum_branch=METHOD_CLASSES[method].needs_momentum_branch, n_mels=80 if dino else 40,
         window="hann" if dino else "hamming",
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:

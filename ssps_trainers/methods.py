@@ -7,15 +7,17 @@ whether SSPS substituted anything: it receives `positives` (original or substitu
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import TrainerCallback
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining, SSPSModel, SSPSPreTrainingOutput
 
 from . import dist
+from .callbacks import FreezeCallback, MomentumCallback, NormalizePrototypesCallback, PerParameterClipCallback
 from .losses import (
     dino_cross_entropy,
     moco_infonce,
@@ -25,6 +27,7 @@ from .losses import (
     vicreg,
 )
 from .memory import Center, FeatureQueue
+from .schedules import constant, cosine_momentum, dino_paper_lr, step_decay
 from .training_args import SSLTrainingArguments
 
 
@@ -50,8 +53,30 @@ class SSLMethod:
     may replace; `loss()` is pure given its inputs; `update_state()` runs after the loss."""
 
     name = "base"
-    needs_momentum_branch = False
-    head_type = "none"
+    # what the method needs beyond its loss, read by the trainer, the commands and the tests
+    needs_momentum_branch = False  # SSPSConfig.momentum_branch
+    head_type = "none"  # SSPSConfig.head_type
+    augment_strategy = "reverb+noise"  # WaveformAugment strategy of its views
+    global_crop_seconds: float | None = None  # None: the views are --crop_seconds long
+    local_views = False  # extra local crops (DINO: --dino_local_views of --crop_seconds)
+
+    @staticmethod
+    def frontend_defaults(encoder_type: str) -> dict[str, object]:
+        """The front-end settings of the paper's recipe for this method and encoder."""
+        return {"n_mels": 40, "window": "hamming"}
+
+    def callbacks(self, steps_per_epoch: int) -> list[TrainerCallback]:
+        """Method-specific schedules around the step (momentum, freezing, clipping)."""
+        return []
+
+    def optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """Adam at the peak LR (docs/method.md §11.2)."""
+        return torch.optim.Adam(params, lr=self.args.learning_rate, weight_decay=self.args.weight_decay)
+
+    def lr_factor(self, steps_per_epoch: int) -> Callable[[int], float]:
+        """Multiplier of the peak LR at a global step: the step decay of the Adam recipes."""
+        a = self.args
+        return lambda step: step_decay(step, steps_per_epoch, a.lr_decay_factor, a.lr_decay_epochs)
 
     def __init__(self, args: SSLTrainingArguments, config: SSPSConfig) -> None:
         self.args = args
@@ -126,6 +151,10 @@ class MoCo(SSLMethod):
     name = "moco"
     needs_momentum_branch = True
 
+    def callbacks(self, steps_per_epoch: int) -> list[TrainerCallback]:
+        momentum = self.args.moco_momentum
+        return [MomentumCallback(lambda step: constant(step, momentum))]
+
     def positive_shape(self) -> tuple[int, int]:
         return (2, self.config.embedding_dim)
 
@@ -183,6 +212,10 @@ class SwAV(SSLMethod):
 
     name = "swav"
     head_type = "swav"
+
+    def callbacks(self, steps_per_epoch: int) -> list[TrainerCallback]:
+        frozen = FreezeCallback(lambda m: [m.prototypes.weight], self.args.swav_freeze_prototypes_epochs, steps_per_epoch)
+        return [frozen, NormalizePrototypesCallback()]
 
     def positive_shape(self) -> tuple[int, int]:
         return (1, self.config.projector_output_dim)
@@ -254,6 +287,38 @@ class DINO(SSLMethod):
     name = "dino"
     needs_momentum_branch = True
     head_type = "dino"
+    augment_strategy = "all"  # one of none, reverb, noise, both per view
+    global_crop_seconds = 4.0
+    local_views = True
+
+    @staticmethod
+    def frontend_defaults(encoder_type: str) -> dict[str, object]:
+        if encoder_type == "ecapa_tdnn":
+            return {"n_mels": 80, "window": "hann"}  # DINO-ECAPA of the paper
+        return {"n_mels": 40, "window": "hamming"}
+
+    def callbacks(self, steps_per_epoch: int) -> list[TrainerCallback]:
+        a = self.args
+        total = a.dino_schedule_epochs * steps_per_epoch
+        out: list[TrainerCallback] = [MomentumCallback(lambda step: cosine_momentum(step, total, a.dino_momentum_base))]
+        if a.dino_clip_grad > 0:
+            out.append(PerParameterClipCallback(a.dino_clip_grad))
+        out.append(FreezeCallback(lambda m: [m.head.last_layer], a.dino_freeze_last_layer_epochs, steps_per_epoch))
+        return out
+
+    def optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """SGD, momentum 0.9, weight decay on weights only (docs/method.md §11.2)."""
+        groups = [
+            {"params": [p for p in params if p.ndim > 1], "weight_decay": self.args.weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+        return torch.optim.SGD(groups, lr=self.args.learning_rate, momentum=0.9)
+
+    def lr_factor(self, steps_per_epoch: int) -> Callable[[int], float]:
+        """The paper-time warm-up + cosine, over dino_schedule_epochs."""
+        a = self.args
+        return lambda step: dino_paper_lr(step, steps_per_epoch, a.learning_rate, a.dino_final_lr,
+                                          a.dino_warmup_epochs, a.dino_schedule_epochs) / a.learning_rate  # fmt: skip
 
     def positive_shape(self) -> tuple[int, int]:
         return (2, self.config.dino_output_dim)

@@ -26,10 +26,6 @@ from . import dist
 from .audio_datasets import utterance_names
 from .callbacks import (
     CollatorEpochCallback,
-    FreezeCallback,
-    MomentumCallback,
-    NormalizePrototypesCallback,
-    PerParameterClipCallback,
     SSPSEpochCallback,
     StopAtEpochCallback,
 )
@@ -48,7 +44,6 @@ from .checkpoints import (
 )
 from .evaluation import embed_rows, score_trials, verification_metrics
 from .methods import build_method, eval_mode, gather_views
-from .schedules import constant, cosine_momentum, dino_paper_lr, step_decay
 from .ssps import SSPS
 from .training_args import SSLTrainingArguments
 
@@ -170,17 +165,8 @@ class SSLTrainer(Trainer):
 
     def _add_callbacks(self) -> None:
         a, spe = self.args, self.steps_per_epoch
-        if a.method == "moco":
-            self.add_callback(MomentumCallback(lambda step: constant(step, a.moco_momentum)))
-        elif a.method == "dino":
-            total = a.dino_schedule_epochs * spe
-            self.add_callback(MomentumCallback(lambda step: cosine_momentum(step, total, a.dino_momentum_base)))
-            if a.dino_clip_grad > 0:
-                self.add_callback(PerParameterClipCallback(a.dino_clip_grad))
-            self.add_callback(FreezeCallback(lambda m: [m.head.last_layer], a.dino_freeze_last_layer_epochs, spe))
-        elif a.method == "swav":
-            self.add_callback(FreezeCallback(lambda m: [m.prototypes.weight], a.swav_freeze_prototypes_epochs, spe))
-            self.add_callback(NormalizePrototypesCallback())
+        for callback in self.method.callbacks(spe):  # the method's schedules (momentum, freezing, clipping)
+            self.add_callback(callback)
         if self.ssps is not None:
             self.add_callback(SSPSEpochCallback(self.ssps, spe, self._log_now))
         if self.data_collator is not None and hasattr(self.data_collator, "epoch"):
@@ -243,31 +229,14 @@ class SSLTrainer(Trainer):
         if self.optimizer is None:
             target = self.model if model is None else model
             params = [p for p in target.parameters() if p.requires_grad]
-            if self.args.method == "dino":
-                self.optimizer = torch.optim.SGD(
-                    [
-                        {"params": [p for p in params if p.ndim > 1], "weight_decay": self.args.weight_decay},
-                        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-                    ],
-                    lr=self.args.learning_rate,
-                    momentum=0.9,
-                )
-            else:
-                self.optimizer = torch.optim.Adam(params, lr=self.args.learning_rate, weight_decay=self.args.weight_decay)
+            self.optimizer = self.method.optimizer(params)
         return self.optimizer
 
     def create_scheduler(
         self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
     ) -> torch.optim.lr_scheduler.LRScheduler:
         if self.lr_scheduler is None:
-            a, spe = self.args, self.steps_per_epoch
-            if a.method == "dino":
-                def factor(step: int) -> float:
-                    return dino_paper_lr(step, spe, a.learning_rate, a.dino_final_lr,
-                                         a.dino_warmup_epochs, a.dino_schedule_epochs) / a.learning_rate  # fmt: skip
-            else:
-                def factor(step: int) -> float:
-                    return step_decay(step, spe, a.lr_decay_factor, a.lr_decay_epochs)
+            factor = self.method.lr_factor(self.steps_per_epoch)
             self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
         return self.lr_scheduler
 

@@ -13,7 +13,6 @@ from transformers import TrainingArguments
 
 from .ssps import SSPSArguments
 
-METHODS = ("simclr", "moco", "swav", "vicreg", "dino")
 _OPTIMISER = "the optimiser is the recipe's (Adam; DINO: SGD, momentum 0.9): set --learning_rate and --weight_decay"
 _SCHEDULE = (
     "the LR schedule is the recipe's: step decay (--lr_decay_factor, --lr_decay_epochs) or, for DINO, warm-up + cosine "
@@ -116,8 +115,10 @@ class SSLTrainingArguments(TrainingArguments):
         for name, reason in OVERRIDDEN.items():
             if name in TrainingArguments.__dataclass_fields__ and getattr(self, name) != TrainingArguments.__dataclass_fields__[name].default:
                 raise ValueError(f"--{name} is not used by SSL training ({reason}); got {getattr(self, name)!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"SSLTrainingArguments.method must be one of {METHODS}, got {self.method!r}")
+        from .methods import METHOD_CLASSES  # the registry (methods.py imports this module)
+
+        if self.method not in METHOD_CLASSES:
+            raise ValueError(f"SSLTrainingArguments.method must be one of {tuple(METHOD_CLASSES)}, got {self.method!r}")
         if self.stop_at_epoch is not None and self.stop_at_epoch < 1:
             raise ValueError(f"stop_at_epoch must be >= 1, got {self.stop_at_epoch!r}")
         if self.gradient_accumulation_steps != 1:

@@ -36,3 +36,20 @@ def test_schedules_cover_the_epochs(path: Path) -> None:
         assert start < last, f"{path.name}: the continuation must start after its base (epoch {start})"
         if get("ssps"):
             assert get("ssps_start_epoch") == start, f"{path.name}: SSPS must start where the base stops ({start})"
+
+
+def test_the_method_registry_is_the_one_source() -> None:
+    """A method is a class in methods.py: the argument choices, the commands and the trainer read it."""
+    from ssps_trainers.methods import METHOD_CLASSES
+
+    assert set(METHOD_CLASSES) == {"simclr", "moco", "swav", "vicreg", "dino"}
+    with pytest.raises(ValueError, match="must be one of"):
+        SSLTrainingArguments(output_dir="unused", method="byol", use_cpu=True, report_to=[])
+    dino = METHOD_CLASSES["dino"]
+    assert (dino.head_type, dino.needs_momentum_branch, dino.global_crop_seconds, dino.augment_strategy) == ("dino", True, 4.0, "all")
+    assert dino.frontend_defaults("ecapa_tdnn") == {"n_mels": 80, "window": "hann"}
+    assert METHOD_CLASSES["moco"].needs_momentum_branch and METHOD_CLASSES["vicreg"].head_type == "projector"
+    for recipe in RECIPES:  # every recipe's method builds a config its adapter accepts
+        settings = json.loads(recipe.read_text())
+        if "method" in settings:
+            assert settings["method"] in METHOD_CLASSES, recipe

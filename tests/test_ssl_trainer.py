@@ -11,14 +11,15 @@ from transformers import TrainerControl, TrainerState
 from modeling_ssps import SSPSConfig, SSPSForPreTraining
 from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
 from ssps_trainers.callbacks import MomentumCallback
+from ssps_trainers.methods import METHOD_CLASSES
 
-HEADS = {"simclr": "none", "moco": "none", "swav": "swav", "vicreg": "projector", "dino": "dino"}
+HEADS = {name: method.head_type for name, method in METHOD_CLASSES.items()}  # the registry's
 
 
 def tiny_config(method: str) -> SSPSConfig:
     return SSPSConfig(
         encoder_type="fast_resnet34", resnet_channels=(4, 8, 8, 16), resnet_layers=(1, 1, 1, 1),
-        embedding_dim=32, head_type=HEADS[method], momentum_branch=method in ("moco", "dino"),
+        embedding_dim=32, head_type=HEADS[method], momentum_branch=METHOD_CLASSES[method].needs_momentum_branch,
         projector_hidden_dim=32, projector_output_dim=16, dino_hidden_dim=32,
         dino_bottleneck_dim=8, dino_output_dim=64, swav_num_prototypes=10,
     )  # fmt: skip

@@ -33,7 +33,7 @@ from ssps_trainers.audio_datasets import DatasetColumns, load_audio_dataset, sta
 from ssps_trainers.checkpoints import SSL_STATE_NAME, read_ssl_state, write_ssl_state
 from ssps_trainers.cli import load_recipe, pop_recipe, resolve_recipe
 from ssps_trainers.dist import gather
-from ssps_trainers.methods import build_method, gather_views
+from ssps_trainers.methods import METHOD_CLASSES, build_method, gather_views
 from ssps_trainers.ssps import SSPS
 
 
@@ -43,7 +43,7 @@ class FillArguments:
     dataset: str = field(metadata={"help": "The training set of the run (any 🤗 audio dataset, map-style, same columns options)."})
     batch_size: int = field(default=64, metadata={"help": "Per-process batch of the pass (no gradient: larger is fine)."})
     epoch: int | None = field(default=None, metadata={"help": "Epoch whose order to use (default: ssps_start_epoch)."})
-    crop_seconds: float = field(default=2.0, metadata={"help": "View length (2 s; DINO globals: 4 s)."})
+    crop_seconds: float = field(default=2.0, metadata={"help": "View length (2 s); DINO uses its global crop length (4 s)."})
 
 
 parser = HfArgumentParser((FillArguments, DatasetColumns, SSLTrainingArguments))
@@ -68,8 +68,7 @@ except (OSError, ValueError) as error:
     raise SystemExit(f"{fill.dataset}: {error}") from error
 epoch = training.ssps_start_epoch if fill.epoch is None else fill.epoch
 order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(training.seed * 1009 + epoch))
-dino = training.method == "dino"
-crop = int((4.0 if dino else fill.crop_seconds) * rate)
+crop = int((METHOD_CLASSES[training.method].global_crop_seconds or fill.crop_seconds) * rate)  # DINO: its global crops
 collator = MultiViewCollator(
     num_views=2, crop_samples=crop, reference_samples=int(training.ssps_reference_seconds * rate),
     seed=training.seed, sampling_rate=rate,

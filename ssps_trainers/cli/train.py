@@ -26,9 +26,9 @@ from ssps_trainers.checkpoints import latest_complete_checkpoint
 from ssps_trainers.cli import RECIPES, load_recipe, pop_recipe, resolve_recipe
 from ssps_trainers.corpus import load_trials
 from ssps_trainers.data import WaveformAugment
+from ssps_trainers.methods import METHOD_CLASSES
 
 ENCODER_FOLDERS = {"ecapa_tdnn": "ecapa", "fast_resnet34": "resnet34"}
-HEADS = {"simclr": "none", "moco": "none", "swav": "swav", "vicreg": "projector", "dino": "dino"}
 
 
 @dataclass
@@ -37,8 +37,8 @@ class ModelArguments:
     ecapa_channels: int = field(default=1024, metadata={"help": "ECAPA width C (1024 paper; 512 is the small variant)."})
     resnet_channels: str = field(default="16,32,64,128", metadata={"help": "Fast ResNet-34 stage widths."})
     resnet_layers: str = field(default="3,4,6,3", metadata={"help": "Fast ResNet-34 blocks per stage."})
-    n_mels: int | None = field(default=None, metadata={"help": "Mel bins (default 40; DINO-ECAPA 80)."})
-    window: str | None = field(default=None, metadata={"help": "hamming (default) or hann (DINO-ECAPA)."})
+    n_mels: int | None = field(default=None, metadata={"help": "Mel bins (default: the method's, 40; DINO-ECAPA 80)."})
+    window: str | None = field(default=None, metadata={"help": "hamming or hann (default: the method's, hamming; DINO-ECAPA hann)."})
     dino_output_dim: int = field(default=65536, metadata={"help": "DINO head output (65,536)."})
     swav_num_prototypes: int = field(default=3000, metadata={"help": "SwAV prototypes (3,000)."})
 
@@ -61,13 +61,13 @@ class DataArguments:
     musan_chunk_seconds: float = field(default=0.0, metadata={"help": "Draw noise over chunks of this length, as the reference does after cutting MUSAN into 8 s files (paper recipes: 8); 0: whole files."})
     augment: str | None = field(default=None, metadata={"help": "reverb+noise (default) or all (DINO default) or none."})
     crop_seconds: float = field(default=2.0, metadata={"help": "View length (2 s); DINO local crops."})
-    dino_global_seconds: float = field(default=4.0, metadata={"help": "DINO global crop length (4 s)."})
+    dino_global_seconds: float | None = field(default=None, metadata={"help": "DINO global crop length (default: the method's, 4 s)."})
 
 
 # 1. recipe defaults, then explicit flags
 argv, recipe_name = pop_recipe(sys.argv[1:])  # --recipe is consumed here, not a dataclass field
 pre = argparse.ArgumentParser(add_help=False)
-pre.add_argument("--method", default="simclr", choices=sorted(HEADS))
+pre.add_argument("--method", default="simclr", choices=sorted(METHOD_CLASSES))
 pre.add_argument("--encoder", default="ecapa_tdnn", choices=sorted(ENCODER_FOLDERS))
 pre.add_argument("--ssps", action="store_true")
 known, _ = pre.parse_known_args(argv)
@@ -93,17 +93,18 @@ print(f"recipe: {recipe_path or 'none'}", file=sys.stderr)
 set_seed(training.seed)
 
 # 2. data: any 🤗 audio dataset, standardised (audio at the model's rate, sample_index derived)
-dino = training.method == "dino"
+method = METHOD_CLASSES[training.method]  # what the method needs: heads, momentum branch, crops, front-end
+frontend = method.frontend_defaults(model_args.encoder)
 c = model_args.ecapa_channels
 config = SSPSConfig(
     encoder_type=model_args.encoder,
     ecapa_channels=(c, c, c, c, 3 * c),
     resnet_channels=tuple(int(x) for x in model_args.resnet_channels.split(",")),
     resnet_layers=tuple(int(x) for x in model_args.resnet_layers.split(",")),
-    n_mels=model_args.n_mels or (80 if dino and model_args.encoder == "ecapa_tdnn" else 40),
-    window=model_args.window or ("hann" if dino and model_args.encoder == "ecapa_tdnn" else "hamming"),
-    head_type=HEADS[training.method],
-    momentum_branch=training.method in ("moco", "dino"),
+    n_mels=model_args.n_mels or frontend["n_mels"],
+    window=model_args.window or frontend["window"],
+    head_type=method.head_type,
+    momentum_branch=method.needs_momentum_branch,
     dino_output_dim=model_args.dino_output_dim,
     swav_num_prototypes=model_args.swav_num_prototypes,
 )
@@ -126,11 +127,11 @@ except (OSError, ValueError) as error:
 if data_args.streaming:
     train_dataset = train_dataset.shuffle(seed=training.seed, buffer_size=data_args.shuffle_buffer).repeat(None)
     training.ignore_data_skip = True
-strategy = data_args.augment or ("all" if dino else "reverb+noise")
+strategy = data_args.augment or method.augment_strategy
 collator = MultiViewCollator(
     num_views=2,
-    crop_samples=int((data_args.dino_global_seconds if dino else data_args.crop_seconds) * rate),
-    local_views=training.dino_local_views if dino else 0,
+    crop_samples=int(((data_args.dino_global_seconds or method.global_crop_seconds) if method.global_crop_seconds else data_args.crop_seconds) * rate),
+    local_views=training.dino_local_views if method.local_views else 0,
     local_crop_samples=int(data_args.crop_seconds * rate),
     reference_samples=int(training.ssps_reference_seconds * rate) if training.ssps or training.ssps_reference_train_mode else None,
     augment=WaveformAugment(data_args.musan_dir, data_args.rir_dir, strategy, data_args.musan_chunk_seconds) if strategy != "none" else None,

@@ -35,6 +35,15 @@ def load_evaluated_encoder(folder: str | Path, encoder: str = "auto") -> SSPSMod
     return full.teacher if teacher else full.ssps
 
 
+def published_encoder(folder: str | Path, encoder: str = "auto") -> SSPSModel:
+    """The evaluated encoder as it is published (export, demo): an `SSPSModel` whose config
+    carries no SSL heads and no momentum branch."""
+    model = load_evaluated_encoder(folder, encoder)
+    model.config.architectures = ["SSPSModel"]
+    model.config.head_type, model.config.momentum_branch = "none", False
+    return model
+
+
 @torch.no_grad()
 def embed_rows(
     encoder: SSPSModel,

@@ -24,7 +24,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from transformers import pipeline
 
 from modeling_ssps import SSPSFeatureExtractor
-from ssps_trainers.evaluation import load_evaluated_encoder
+from ssps_trainers.evaluation import published_encoder
 from ssps_trainers.outputs import claim_output_dir, replace_dir
 
 CARDS = Path(__file__).resolve().parents[1] / "model_cards"  # card specs, template, endpoint handler (shipped)
@@ -63,11 +63,9 @@ metrics = report["lists"][args.trials_name]
 
 # 1. the evaluated encoder, loaded strictly into SSPSModel
 try:
-    encoder = load_evaluated_encoder(args.model, args.encoder)
+    encoder = published_encoder(args.model, args.encoder)
 except ValueError as error:
     raise SystemExit(str(error)) from error
-encoder.config.architectures = ["SSPSModel"]
-encoder.config.head_type, encoder.config.momentum_branch = "none", False  # the published model has no heads
 if args.threshold_from != "none":  # calibrated: same_speaker means something on this kind of trial
     key = "eer_threshold" if args.threshold_from == "eer" else f"{args.threshold_from}_threshold"
     if key not in metrics:

@@ -47,6 +47,11 @@ class SSPSConfig(PreTrainedConfig):
     256→`dino_output_dim` layer). `momentum_branch` adds a frozen EMA copy (MoCo key encoder,
     DINO teacher).
 
+    `forward_per_view` (training only) gives BatchNorm the reference implementation's batches:
+    one encoder (and head) forward per view, so each view is its own BatchNorm batch (MoCo keys
+    too); DINO one forward per crop group (globals, locals), the head included. False: all views
+    of a step in one batch.
+
     `threshold` is the cosine-score decision threshold used by the verification pipeline;
     `threshold_source` says where it was measured (operating point and trial list), and is
     `None` for a value never measured (the pipeline then warns).
@@ -94,6 +99,7 @@ class SSPSConfig(PreTrainedConfig):
     dino_output_dim: int = 65536
     swav_num_prototypes: int = 3000
     momentum_branch: bool = False
+    forward_per_view: bool = False
     # verification
     threshold: float = 0.5
     threshold_source: str | None = None

@@ -779,12 +779,20 @@ class SSPSForPreTraining(SSPSPreTrainedModel):
         groups = [input_values]
         if local_input_values is not None:
             groups.append(local_input_values)
-        embeddings = []
+        # BatchNorm batches: one per view (reference, forward_per_view), one per DINO crop group
+        # (reference for DINO), or all views of the step together (forward_per_view=False)
+        per_view = self.config.forward_per_view and self.config.head_type != "dino"
+        per_group = self.config.forward_per_view
+        embeddings, projected = [], []
         for views in groups:
-            flat = views.transpose(0, 1).reshape(-1, views.shape[-1])  # (views * batch, samples)
-            embeddings.append(self.ssps(input_values=flat).embeddings)
+            flat = views.transpose(0, 1).reshape(-1, views.shape[-1])  # (views * batch, samples), view-major
+            chunks = [views[:, v] for v in range(views.shape[1])] if per_view else [flat]
+            for chunk in chunks:
+                embeddings.append(self.ssps(input_values=chunk).embeddings)
+                if per_group:
+                    projected.append(self.project(embeddings[-1]))
         stacked = torch.cat(embeddings, dim=0)  # (all views * batch, D)
-        projections = self.project(stacked)
+        projections = (None if projected[0] is None else torch.cat(projected)) if per_group else self.project(stacked)
         return SSPSPreTrainingOutput(
             embeddings=stacked.reshape(-1, batch, stacked.shape[-1]),
             projections=None if projections is None else projections.reshape(-1, batch, projections.shape[-1]),

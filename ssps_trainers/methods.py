@@ -186,6 +186,8 @@ class MoCo(SSLMethod):
     @staticmethod
     def _encode(model: SSPSForPreTraining, views: torch.Tensor) -> torch.Tensor:
         assert model.teacher is not None
+        if model.config.forward_per_view:  # keys per view, as the queries (reference batches)
+            return torch.stack([F.normalize(model.teacher(input_values=views[:, v]).embeddings, dim=-1) for v in range(views.shape[1])])
         flat = views.transpose(0, 1).reshape(-1, views.shape[-1])
         keys = F.normalize(model.teacher(input_values=flat).embeddings, dim=-1)
         return keys.reshape(views.shape[1], views.shape[0], -1)

@@ -130,3 +130,15 @@ def test_callbacks_directly() -> None:
         p.grad = 10 * torch.ones_like(p)
     PerParameterClipCallback(3.0).on_pre_optimizer_step(None, state, control, model=model)
     assert max(float(p.grad.norm()) for p in model.parameters() if p.grad is not None) <= 3.0 + 1e-4
+
+
+def test_moco_keys_per_view_with_the_reference_batches() -> None:
+    method, model = adapter("moco")
+    model.train()
+    model.config.forward_per_view = True
+    views = batch("moco")["input_values"]
+    keys = method.teacher_forward(model, {"input_values": views}, step=0)
+    for v in range(2):  # each view its own BatchNorm batch
+        with torch.no_grad():
+            expected = torch.nn.functional.normalize(model.teacher(input_values=views[:, v]).embeddings, dim=-1)
+        torch.testing.assert_close(keys[v], expected)

@@ -163,3 +163,30 @@ def test_frontend_padding_does_not_change_statistics(waveforms) -> None:
     torch.testing.assert_close(masked[..., :frames], single, atol=1e-5, rtol=1e-5)
     assert torch.all(masked[..., frames:] == 0)
     np.testing.assert_equal(frames, 1 + 9600 // 160)
+
+
+@pytest.mark.parametrize("head_type", ["projector", "dino"])
+def test_forward_per_view_gives_batchnorm_the_reference_batches(head_type, tiny_resnet_kwargs) -> None:
+    """forward_per_view: one BatchNorm batch per view (DINO: per crop group, head included)."""
+    from modeling_ssps import SSPSConfig, SSPSForPreTraining
+
+    extra = {"dino_hidden_dim": 32, "dino_bottleneck_dim": 8, "dino_output_dim": 16, "momentum_branch": True} if head_type == "dino" else {
+        "projector_hidden_dim": 32, "projector_output_dim": 16}  # fmt: skip
+    torch.manual_seed(0)
+    views, local = 0.1 * torch.randn(3, 2, 8000), 0.1 * torch.randn(3, 2, 4000)
+    outputs = {}
+    for per_view in (False, True):
+        torch.manual_seed(1)
+        model = SSPSForPreTraining(SSPSConfig(head_type=head_type, forward_per_view=per_view, **tiny_resnet_kwargs, **extra)).train()
+        outputs[per_view] = model(input_values=views, local_input_values=local if head_type == "dino" else None)
+    reference = model  # forward_per_view=True, same weights: each batch by hand
+    if head_type == "dino":
+        batches = [views.transpose(0, 1).reshape(-1, 8000), local.transpose(0, 1).reshape(-1, 4000)]
+    else:
+        batches = [views[:, 0], views[:, 1]]
+    embeddings = [reference.ssps(input_values=x).embeddings for x in batches]
+    projections = [reference.project(e) for e in embeddings]
+    torch.testing.assert_close(outputs[True].embeddings.flatten(0, 1), torch.cat(embeddings))
+    torch.testing.assert_close(outputs[True].projections.flatten(0, 1), torch.cat(projections))
+    # the joint forward is a different BatchNorm batch in train mode
+    assert (outputs[True].projections - outputs[False].projections).abs().max() > 1e-4

@@ -40,6 +40,7 @@ class ModelArguments:
     n_mels: int | None = field(default=None, metadata={"help": "Mel bins (default: the method's, 40; DINO-ECAPA 80)."})
     window: str | None = field(default=None, metadata={"help": "hamming or hann (default: the method's, hamming; DINO-ECAPA hann)."})
     dino_output_dim: int = field(default=65536, metadata={"help": "DINO head output (65,536)."})
+    forward_per_view: bool = field(default=False, metadata={"help": "One encoder/head forward per view (DINO: per crop group), each its own BatchNorm batch, as the reference (paper recipes: true)."})
     swav_num_prototypes: int = field(default=3000, metadata={"help": "SwAV prototypes (3,000)."})
 
 
@@ -107,6 +108,7 @@ config = SSPSConfig(
     momentum_branch=method.needs_momentum_branch,
     dino_output_dim=model_args.dino_output_dim,
     swav_num_prototypes=model_args.swav_num_prototypes,
+    forward_per_view=model_args.forward_per_view,
 )
 rate = config.sampling_rate
 if data_args.streaming and (training.max_steps <= 0 or training.num_train_samples is None):

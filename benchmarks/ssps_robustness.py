@@ -113,11 +113,11 @@ for corpus in args.corpora:
     for seed in args.seeds:
         validation = args.output_dir / f"{corpus}-s{seed}" / "validation.json"
         if validation.exists():
-            points += [(corpus, row) for row in json.loads(validation.read_text())["rows"]]
+            points += [(f"{corpus} s{seed}", row) for row in json.loads(validation.read_text())["rows"]]
 if points:
     truth = np.array([row["pool_same_speaker"] for _, row in points])
     print(f"\nLabel-free statistics vs the true pool same-speaker rate ({len(points)} base checkpoints, "
-          f"{len({c for c, _ in points})} corpora; Pearson r, Spearman rho):\n")
+          f"{len({c.split()[0] for c, _ in points})} corpora; Pearson r, Spearman rho):\n")
     print("| statistic | range | Pearson r | Spearman rho |")
     print("|---|---|---|---|")
     for name in ("seed_agreement", "pool_agreement", "crop_knn_overlap", "mutual_knn", "knn_same_speaker"):
@@ -127,7 +127,7 @@ if points:
         spearman = float(np.corrcoef(rank(values), rank(truth))[0, 1])
         label = " (uses labels)" if name == "knn_same_speaker" else ""
         print(f"| {name}{label} | {values.min():.3f}-{values.max():.3f} | {pearson:.3f} | {spearman:.3f} |")
-    print("\n| corpus | checkpoint | seed agreement | pool agreement | crop kNN overlap | pool same speaker | gated same speaker |")
+    print("\n| corpus, seed | checkpoint | seed agreement | pool agreement | crop kNN overlap | pool same speaker | gated same speaker |")
     print("|---|---|---|---|---|---|---|")
     for corpus, row in points:
         print(f"| {corpus} | {Path(row['checkpoint']).name} | {row['seed_agreement']:.3f} | {row['pool_agreement']:.3f} | "

@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from transformers import pipeline
 
-from modeling_ssps import SSPSFeatureExtractor, SSPSForPreTraining, SSPSModel
+from modeling_ssps import SSPSFeatureExtractor, SSPSModel
 from ssps_trainers.checkpoints import latest_complete_checkpoint, list_checkpoints, ssl_state_sections
 from ssps_trainers.cli import COMMANDS, load_recipe, resolve_recipe
+from ssps_trainers.evaluation import published_encoder
 from ssps_trainers.ssps_diagnostics import VERDICT_STATISTIC, VERDICT_THRESHOLD, paper_ssps_recommended
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -168,11 +169,7 @@ print(f"| chance rate for a random other utterance | | | | | {1 / speakers:.3f} 
 
 # 9. Hub-ready folder of the recommended SSPS encoder (student of the averaged SSPS model)
 folder = out / "model"
-full = SSPSForPreTraining.from_pretrained(out / recommended / "averaged")
-encoder = SSPSModel(full.config)
-encoder.load_state_dict(full.ssps.state_dict(), strict=True)
-encoder.config.architectures = ["SSPSModel"]
-encoder.config.head_type, encoder.config.momentum_branch = "none", False  # the published model has no heads
+encoder = published_encoder(out / recommended / "averaged")  # as ssps-export publishes it
 encoder.config.threshold = float(results[recommended]["cross"]["eer_threshold"])  # calibrated on the cross-session trials
 encoder.config.threshold_source = "eer of the demo corpus (trials_cross_session.txt)"
 extractor = SSPSFeatureExtractor()

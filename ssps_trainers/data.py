@@ -77,7 +77,7 @@ def decode_audio(row: dict[str, Any], sampling_rate: int = SAMPLING_RATE) -> np.
 
 def decoded(row: dict[str, Any], sampling_rate: int = SAMPLING_RATE) -> dict[str, Any]:
     """The row with encoded audio replaced by its samples (raw FLAC bytes stay: partial reads)."""
-    if isinstance(row["audio"], (bytes, bytearray)) or not (_is_encoded(row["audio"]) or isinstance(row["audio"], dict)):
+    if not (isinstance(row["audio"], dict) or _is_encoded(row["audio"])):
         return row
     return {**row, "audio": decode_audio(row, sampling_rate)}
 

@@ -78,3 +78,17 @@ def test_the_wheel_in_a_fresh_environment_outside_the_repository(tmp_path, rng) 
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "model" / "eval" / "report.json").read_text())
     assert report["lists"]["trials.txt"]["trials"] == 4 and np.isfinite(report["lists"]["trials.txt"]["eer_percent"])
+
+
+def test_apply_recipe_strict_or_only_the_known_settings(tmp_path) -> None:
+    import argparse
+
+    from ssps_trainers.cli import apply_recipe
+
+    (tmp_path / "r.json").write_text(json.dumps({"ssps_num_clusters": 7, "encoder": "ecapa_tdnn"}))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ssps_num_clusters", type=int, default=25000)
+    with pytest.raises(SystemExit, match="unknown settings \\['encoder'\\]"):
+        apply_recipe(parser, tmp_path / "r.json", strict=True)
+    apply_recipe(parser, tmp_path / "r.json", strict=False)  # ssps-fill: the settings it has, the rest skipped
+    assert parser.parse_args([]).ssps_num_clusters == 7 and parser.parse_args(["--ssps_num_clusters", "3"]).ssps_num_clusters == 3

@@ -71,6 +71,10 @@ def test_state_update_uses_the_positives_it_is_given(name) -> None:
         m = method.args.dino_center_momentum
         expected = m * before["dino.center"] + (1 - m) * substituted.flatten(0, 1).mean(0)
         torch.testing.assert_close(centre.reshape(expected.shape), expected)
+    if name == "swav":  # the feature queue takes the original Z1, Z2, never what SSPS substituted
+        queue = state["swav"].values
+        assert any(torch.allclose(queue[v, i], out.projections[v, 0]) for v in range(2) for i in range(queue.shape[1]))
+        assert not any(torch.allclose(queue[0, i], substituted[0, 0]) for i in range(queue.shape[1]))
     if name in ("simclr", "vicreg"):
         assert after == {} and before == {}
 

@@ -94,3 +94,16 @@ def load_recipe(path: Path) -> dict[str, Any]:
     if not isinstance(recipe, dict):
         raise SystemExit(f"{path}: a recipe is a JSON object of settings")
     return recipe
+
+
+def apply_recipe(parser: Any, path: Path, strict: bool) -> None:
+    """A recipe's settings become the parser's defaults (explicit flags still override them).
+    strict: a setting the parser does not know is an error; else it is skipped (a command that
+    reads only part of a recipe, e.g. ssps-fill)."""
+    recipe = load_recipe(path)
+    known = {action.dest for action in parser._actions}
+    unknown = sorted(set(recipe) - known)
+    if strict and unknown:
+        raise SystemExit(f"{path}: unknown settings {unknown}")
+    parser.set_defaults(**{key: value for key, value in recipe.items() if key in known})
+

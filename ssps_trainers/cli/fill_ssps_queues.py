@@ -31,7 +31,7 @@ from modeling_ssps import SSPSConfig, SSPSForPreTraining
 from ssps_trainers import MultiViewCollator, SSLTrainingArguments
 from ssps_trainers.audio_datasets import DatasetColumns, load_audio_dataset, standardize
 from ssps_trainers.checkpoints import SSL_STATE_NAME, read_ssl_state, write_ssl_state
-from ssps_trainers.cli import load_recipe, pop_recipe, resolve_recipe
+from ssps_trainers.cli import apply_recipe, pop_recipe, resolve_recipe
 from ssps_trainers.dist import gather
 from ssps_trainers.methods import METHOD_CLASSES, build_method, gather_views
 from ssps_trainers.ssps import SSPS
@@ -49,8 +49,7 @@ class FillArguments:
 parser = HfArgumentParser((FillArguments, DatasetColumns, SSLTrainingArguments))
 argv, recipe_name = pop_recipe(sys.argv[1:])
 if recipe_name is not None:  # the run's own recipe: K, P, M, method... are not repeated by hand
-    known = {a.dest for a in parser._actions}
-    parser.set_defaults(**{k: v for k, v in load_recipe(resolve_recipe(recipe_name)).items() if k in known})
+    apply_recipe(parser, resolve_recipe(recipe_name), strict=False)
 try:
     fill, columns, training = parser.parse_args_into_dataclasses(args=argv)
 except ValueError as error:

@@ -146,6 +146,9 @@ if args.train_root is not None:
     parquet = args.output_dir / "train_parquet" / "data"  # the file layout of push_to_hub
     parquet.mkdir(parents=True, exist_ok=True)
     num_shards = max(1, min(args.parquet_shards, len(train)))
+    for stale in (args.output_dir / "train_parquet").glob("train-*.parquet"):
+        print(f"removing {stale}: a shard of the earlier layout (train_parquet/*.parquet) that load_dataset would read twice")
+        stale.unlink()  # ours: written by an earlier version of this command in this output folder
     for stale in parquet.glob("train-*.parquet"):
         if not stale.name.endswith(f"-of-{num_shards:05d}.parquet"):
             stale.unlink()  # our own shards of an earlier run with another --parquet_shards

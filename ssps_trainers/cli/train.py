@@ -23,7 +23,7 @@ from modeling_ssps import SSPSConfig, SSPSFeatureExtractor, SSPSForPreTraining
 from ssps_trainers import MultiViewCollator, SSLTrainer, SSLTrainingArguments
 from ssps_trainers.audio_datasets import DatasetColumns, load_audio_dataset, position_indexed, standardize
 from ssps_trainers.checkpoints import latest_complete_checkpoint
-from ssps_trainers.cli import RECIPES, load_recipe, pop_recipe, resolve_recipe
+from ssps_trainers.cli import RECIPES, apply_recipe, pop_recipe, resolve_recipe
 from ssps_trainers.corpus import load_trials
 from ssps_trainers.data import WaveformAugment
 from ssps_trainers.methods import METHOD_CLASSES
@@ -80,11 +80,7 @@ else:
 parser = HfArgumentParser((ModelArguments, DataArguments, DatasetColumns, SSLTrainingArguments), description=__doc__ + (
     "\n--recipe NAME|FILE: a shipped recipe (e.g. ecapa/simclr_ssps) or a JSON file (default: <encoder>/<method>[_ssps])."))  # fmt: skip
 if recipe_path is not None:
-    recipe = load_recipe(recipe_path)
-    unknown = sorted(set(recipe) - {a.dest for a in parser._actions})
-    if unknown:
-        raise SystemExit(f"{recipe_path}: unknown settings {unknown}")
-    parser.set_defaults(**recipe)
+    apply_recipe(parser, recipe_path, strict=True)
 try:
     model_args, data_args, columns, training = parser.parse_args_into_dataclasses(args=argv)
 except ValueError as error:  # a refused or malformed setting: its message, not a traceback

@@ -41,7 +41,7 @@ def step_time(method: str, ssps: bool) -> float:
     dino = method == "dino"
     config = SSPSConfig(
         ecapa_channels=(c, c, c, c, 3 * c), head_type=HEADS[method],
-        momentum_branch=METHOD_CLASSES[method].needs_momentum_branch, n_mels=80 if dino else 40,
+        has_teacher=METHOD_CLASSES[method].needs_teacher, n_mels=80 if dino else 40,
         window="hann" if dino else "hamming",
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:

@@ -12,6 +12,10 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+# The rate of every released recipe and encoder: the default of `SSPSConfig.sampling_rate`, of the
+# feature extractor and of the front-end. Code that has a model reads `config.sampling_rate`.
+SAMPLING_RATE = 16000
+
 ENCODER_TYPES = ("ecapa_tdnn", "fast_resnet34")
 WINDOWS = ("hamming", "hann")
 HEAD_TYPES = ("none", "projector", "swav", "dino")
@@ -44,8 +48,9 @@ class SSPSConfig(PreTrainedConfig):
     `head_type="none"` (SimCLR, MoCo: the loss sees the encoder output), `"projector"` (VICReg:
     512→2048→2048→512 MLP), `"swav"` (the same MLP, L2-normalised, plus `swav_num_prototypes`
     prototypes), `"dino"` (512→2048→2048→256 MLP with GELU, L2 norm, weight-normalised
-    256→`dino_output_dim` layer). `momentum_branch` adds a frozen EMA copy (MoCo key encoder,
-    DINO teacher).
+    256→`dino_output_dim` layer). `has_teacher` adds the teacher: a frozen EMA copy of the
+    student (for MoCo, the "key encoder"; for DINO, encoder and head). Configs saved before the
+    rename carry `momentum_branch`, which still loads as `has_teacher`.
 
     `forward_per_view` (training only) gives BatchNorm the reference implementation's batches:
     one encoder (and head) forward per view, so each view is its own BatchNorm batch (MoCo keys
@@ -68,7 +73,7 @@ class SSPSConfig(PreTrainedConfig):
     model_type = "ssps"
 
     # front-end
-    sampling_rate: int = 16000
+    sampling_rate: int = SAMPLING_RATE
     n_mels: int = 40
     window: str = "hamming"
     win_length: int = 400
@@ -98,13 +103,15 @@ class SSPSConfig(PreTrainedConfig):
     dino_bottleneck_dim: int = 256
     dino_output_dim: int = 65536
     swav_num_prototypes: int = 3000
-    momentum_branch: bool = False
+    has_teacher: bool = False
     forward_per_view: bool = False
     # verification
     threshold: float = 0.5
     threshold_source: str | None = None
 
     def __post_init__(self, **kwargs: Any) -> None:
+        if "momentum_branch" in kwargs:  # the name of `has_teacher` in configs saved before it
+            self.has_teacher = bool(kwargs.pop("momentum_branch"))
         if self.encoder_type not in ENCODER_TYPES:
             raise ValueError(
                 f"SSPSConfig.encoder_type must be one of {ENCODER_TYPES}, got {self.encoder_type!r}"

@@ -12,6 +12,8 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import logging
 
+from .configuration_ssps import SAMPLING_RATE
+
 logger = logging.get_logger(__name__)
 
 MULTICHANNEL_POLICIES = ("error", "mean", "first")
@@ -49,7 +51,7 @@ class SSPSFeatureExtractor(SequenceFeatureExtractor):
     def __init__(
         self,
         feature_size: int = 1,
-        sampling_rate: int = 16000,
+        sampling_rate: int = SAMPLING_RATE,
         padding_value: float = 0.0,
         return_attention_mask: bool = True,
         multichannel: str = "error",

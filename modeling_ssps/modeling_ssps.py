@@ -31,7 +31,7 @@ from transformers import initialization as init
 from transformers.audio_utils import mel_filter_bank
 from transformers.utils import ModelOutput
 
-from .configuration_ssps import SSPSConfig
+from .configuration_ssps import SAMPLING_RATE, SSPSConfig
 
 # ----------------------------------------------------------------------------------------------
 # Length helpers
@@ -96,7 +96,7 @@ class LogMelFrontend(nn.Module):
 
     def __init__(
         self,
-        sampling_rate: int = 16000,
+        sampling_rate: int = SAMPLING_RATE,
         n_fft: int = 512,
         win_length: int = 400,
         hop_length: int = 160,
@@ -557,15 +557,33 @@ class SSPSModelOutput(ModelOutput):
     embeddings: torch.FloatTensor | None = None
 
 
+# Weight names of checkpoints saved before the student was renamed (`ssps.` -> `student.`):
+# `from_pretrained` maps them, `save_pretrained` always writes today's names.
+LEGACY_KEY_MAPPING = {r"^ssps\.": "student."}
+
+
 class SSPSPreTrainedModel(PreTrainedModel):
     """Weight initialisation and loading glue shared by SSPS models."""
 
     config_class = SSPSConfig
-    base_model_prefix = "ssps"
+    base_model_prefix = "student"
     main_input_name = "input_values"
     input_modalities = "audio"
     accepts_loss_kwargs = False
     supports_gradient_checkpointing = False
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """As `PreTrainedModel.from_pretrained`; checkpoints with the old weight names load too
+        (`LEGACY_KEY_MAPPING`, unless the caller passes its own `key_mapping`)."""
+        kwargs.setdefault("key_mapping", LEGACY_KEY_MAPPING)
+        return super().from_pretrained(*args, **kwargs)
+
+    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        """As `PreTrainedModel.save_pretrained`, always with today's weight names (a model
+        loaded from an old checkpoint is not saved back under the old names)."""
+        kwargs.setdefault("save_original_format", False)
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -626,7 +644,7 @@ class SSPSModel(SSPSPreTrainedModel):
     """The published speaker encoder: 16 kHz waveforms -> speaker embeddings.
 
     Loading it from an `SSPSForPreTraining` checkpoint takes the student encoder (prefix
-    `ssps.`) and skips the heads and momentum branch.
+    `student.`) and skips the heads and the teacher.
 
     Example:
 
@@ -700,17 +718,17 @@ class SSPSPreTrainingOutput(ModelOutput):
 
 
 class SSPSForPreTraining(SSPSPreTrainedModel):
-    """Student encoder + SSL head, and an optional frozen momentum branch (MoCo key encoder,
+    """Student encoder + SSL head, and an optional frozen teacher (MoCo key encoder,
     DINO teacher encoder + head) updated by the trainer's EMA after each optimiser step.
 
-    The momentum branch is a real copy (no shared storage), `requires_grad=False`, saved with
+    The teacher is a real copy (no shared storage), `requires_grad=False`, saved with
     the model (so averaging and export see it) and never called by `forward`: the trainer runs
     it under `no_grad`. Training code (losses, queues, SSPS) lives in `ssps_trainers/`.
     """
 
     def __init__(self, config: SSPSConfig) -> None:
         super().__init__(config)
-        self.ssps = SSPSModel(config)
+        self.student = SSPSModel(config)
         self.head = build_head(config)
         self.prototypes = (
             SwAVPrototypes(config.projector_output_dim, config.swav_num_prototypes)
@@ -719,13 +737,13 @@ class SSPSForPreTraining(SSPSPreTrainedModel):
         )
         self.teacher: SSPSModel | None = None
         self.teacher_head: nn.Module | None = None
-        if config.momentum_branch:
+        if config.has_teacher:
             self.teacher = SSPSModel(config)
             self.teacher_head = build_head(config)
-            for parameter in self.momentum_parameters():
+            for parameter in self.teacher_parameters():
                 parameter.requires_grad_(False)
         self.post_init()
-        self.reset_momentum_branch()
+        self.reset_teacher()
 
     def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
         """As `PreTrainedModel.save_pretrained`; the folder's `auto_map` also names `SSPSModel`
@@ -736,22 +754,22 @@ class SSPSForPreTraining(SSPSPreTrainedModel):
         self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    def momentum_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the momentum branch, in the order of `student_parameters()`."""
+    def teacher_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the teacher, in the order of `student_parameters()`."""
         modules = [m for m in (self.teacher, self.teacher_head) if m is not None]
         return [p for m in modules for p in m.parameters()]
 
     def student_parameters(self) -> list[nn.Parameter]:
-        """Student parameters matching `momentum_parameters()` one to one."""
-        modules = [self.ssps] + ([self.head] if self.teacher_head is not None and self.head else [])
+        """Student parameters matching `teacher_parameters()` one to one."""
+        modules = [self.student] + ([self.head] if self.teacher_head is not None and self.head else [])
         return [p for m in modules for p in m.parameters()]
 
     @torch.no_grad()
-    def reset_momentum_branch(self) -> None:
-        """Copy the student into the momentum branch (start of training)."""
+    def reset_teacher(self) -> None:
+        """Copy the student into the teacher (start of training)."""
         if self.teacher is None:
             return
-        self.teacher.load_state_dict(self.ssps.state_dict())
+        self.teacher.load_state_dict(self.student.state_dict())
         if self.teacher_head is not None and self.head is not None:
             self.teacher_head.load_state_dict(self.head.state_dict())
 
@@ -788,7 +806,7 @@ class SSPSForPreTraining(SSPSPreTrainedModel):
             flat = views.transpose(0, 1).reshape(-1, views.shape[-1])  # (views * batch, samples), view-major
             chunks = [views[:, v] for v in range(views.shape[1])] if per_view else [flat]
             for chunk in chunks:
-                embeddings.append(self.ssps(input_values=chunk).embeddings)
+                embeddings.append(self.student(input_values=chunk).embeddings)
                 if per_group:
                     projected.append(self.project(embeddings[-1]))
         stacked = torch.cat(embeddings, dim=0)  # (all views * batch, D)

@@ -13,7 +13,7 @@ _PUBLIC = {
     "MultiViewCollator": ".data",
     "SSLTrainer": ".ssl_trainer",
     "SSPS": ".ssps",
-    "SSPSArguments": ".ssps",
+    "SSPSArguments": ".ssps_arguments",
     "SSLTrainingArguments": ".training_args",
 }
 __all__ = sorted(_PUBLIC)

@@ -25,7 +25,7 @@ def epoch_of(state: TrainerState, steps_per_epoch: int) -> int:
 
 
 class MomentumCallback(TrainerCallback):
-    """EMA of the momentum branch after every optimiser step: t <- m t + (1 - m) s, with the
+    """EMA of the teacher after every optimiser step: t <- m t + (1 - m) s, with the
     step-indexed `momentum(step)` (MoCo 0.999 constant, DINO 0.996 -> 1 cosine)."""
 
     def __init__(self, momentum: Callable[[int], float]) -> None:
@@ -33,7 +33,7 @@ class MomentumCallback(TrainerCallback):
 
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         model = kwargs["model"]
-        teacher = model.momentum_parameters()
+        teacher = model.teacher_parameters()
         if not teacher:
             return
         m = self.momentum(state.global_step)

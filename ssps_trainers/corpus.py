@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+# The rate every prepared corpus, demo corpus and augmentation set is stored at. It equals
+# modeling_ssps.configuration_ssps.SAMPLING_RATE (the default of every config; a test checks):
+# code that has a model reads `config.sampling_rate` instead.
 SAMPLING_RATE = 16000
 AUDIO_SUFFIXES = (".wav", ".flac", ".m4a", ".mp3", ".ogg", ".opus")
 

@@ -23,7 +23,7 @@ import numpy as np
 import soundfile
 import torch
 
-SAMPLING_RATE = 16000
+from .corpus import SAMPLING_RATE
 
 
 class AudioDecodeError(ValueError):
@@ -105,9 +105,9 @@ def audio_length(row: dict[str, Any], sampling_rate: int = SAMPLING_RATE) -> int
             info = soundfile.info(io.BytesIO(audio))
         except Exception as error:  # soundfile raises several types for corrupt data
             raise AudioDecodeError(f"{_row_name(row)}: cannot read audio header ({error})") from error
-        if info.samplerate != SAMPLING_RATE:
+        if info.samplerate != sampling_rate:
             raise AudioDecodeError(
-                f"{_row_name(row)}: sample rate {info.samplerate} Hz, expected {SAMPLING_RATE} Hz "
+                f"{_row_name(row)}: sample rate {info.samplerate} Hz, expected {sampling_rate} Hz "
                 "(re-run prepare_voxceleb.py, which resamples)"
             )
         return int(info.frames)
@@ -250,10 +250,12 @@ class WaveformAugment:
         rir_dir: str | Path | None = None,
         strategy: str = "reverb+noise",
         musan_chunk_seconds: float = 0.0,
+        sampling_rate: int = SAMPLING_RATE,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"WaveformAugment strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.strategy = strategy
+        self.sampling_rate = sampling_rate
         self.noise_files: dict[str, list[Path]] = {}
         if musan_dir is not None and Path(musan_dir).is_dir():
             for category in NOISE_SNR_DB:
@@ -262,13 +264,13 @@ class WaveformAugment:
                     self.noise_files[category] = files
         self.noise_chunks: dict[str, list[tuple[Path, int]]] = {}
         if musan_chunk_seconds > 0:  # (file, first sample) of every chunk, from the headers only
-            size = int(musan_chunk_seconds * SAMPLING_RATE)
+            size = int(musan_chunk_seconds * sampling_rate)
             for category, files in self.noise_files.items():
                 chunks = [(f, start) for f in files for start in range(0, soundfile.info(str(f)).frames - size, size)]
                 if chunks:
                     self.noise_chunks[category] = chunks
             self.noise_files = {c: f for c, f in self.noise_files.items() if c in self.noise_chunks}
-        self.chunk_samples = int(musan_chunk_seconds * SAMPLING_RATE)
+        self.chunk_samples = int(musan_chunk_seconds * sampling_rate)
         self.rir_files = _audio_files(Path(rir_dir)) if rir_dir is not None and Path(rir_dir).is_dir() else []
         missing = [name for name, ok in (("MUSAN noise", self.noise_files), ("RIR", self.rir_files)) if not ok]
         if missing and strategy != "none":
@@ -282,8 +284,8 @@ class WaveformAugment:
     def _load(self, path: Path) -> np.ndarray:
         if path not in self._cache:
             data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-            if rate != SAMPLING_RATE:
-                raise AudioDecodeError(f"{path}: sample rate {rate} Hz, expected {SAMPLING_RATE} Hz")
+            if rate != self.sampling_rate:
+                raise AudioDecodeError(f"{path}: sample rate {rate} Hz, expected {self.sampling_rate} Hz")
             if data.size == 0 or not np.isfinite(data).all():
                 raise AudioDecodeError(f"{path}: empty or non-finite audio")
             self._cache[path] = data.mean(axis=1)

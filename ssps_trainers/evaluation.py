@@ -32,15 +32,15 @@ def load_evaluated_encoder(folder: str | Path, encoder: str = "auto") -> SSPSMod
     teacher = encoder == "teacher" or (encoder == "auto" and config.head_type == "dino")
     if teacher and full.teacher is None:
         raise ValueError(f"{folder} has no teacher encoder")
-    return full.teacher if teacher else full.ssps
+    return full.teacher if teacher else full.student
 
 
 def published_encoder(folder: str | Path, encoder: str = "auto") -> SSPSModel:
     """The evaluated encoder as it is published (export, demo): an `SSPSModel` whose config
-    carries no SSL heads and no momentum branch."""
+    carries no SSL heads and no teacher."""
     model = load_evaluated_encoder(folder, encoder)
     model.config.architectures = ["SSPSModel"]
-    model.config.head_type, model.config.momentum_branch = "none", False
+    model.config.head_type, model.config.has_teacher = "none", False
     return model
 
 

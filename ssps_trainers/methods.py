@@ -1,5 +1,5 @@
 """One small adapter per SSL framework (docs/method.md §8, §11.2): which tensors are the positives, which
-module computes the SSPS reference, what the momentum branch computes, the loss call and the
+module computes the SSPS reference, what the teacher computes, the loss call and the
 auxiliary-state update. The trainer calls them in the order of docs/architecture.md §3; no adapter knows
 whether SSPS substituted anything: it receives `positives` (original or substituted).
 """
@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining, SSPSModel, SSPSPreTrainingOutput
 
-from . import dist
+from . import dist, seeds
 from .callbacks import FreezeCallback, MomentumCallback, NormalizePrototypesCallback, PerParameterClipCallback
 from .losses import (
     dino_cross_entropy,
@@ -54,7 +54,7 @@ class SSLMethod:
 
     name = "base"
     # what the method needs beyond its loss, read by the trainer, the commands and the tests
-    needs_momentum_branch = False  # SSPSConfig.momentum_branch
+    needs_teacher = False  # SSPSConfig.has_teacher
     head_type = "none"  # SSPSConfig.head_type
     augment_strategy = "reverb+noise"  # WaveformAugment strategy of its views
     global_crop_seconds: float | None = None  # None: the views are --crop_seconds long
@@ -86,10 +86,10 @@ class SSLMethod:
                 f"method {self.name!r} needs SSPSConfig.head_type={self.head_type!r}, got "
                 f"{config.head_type!r}"
             )
-        if config.momentum_branch != self.needs_momentum_branch:
+        if config.has_teacher != self.needs_teacher:
             raise ValueError(
-                f"method {self.name!r} needs SSPSConfig.momentum_branch={self.needs_momentum_branch}, "
-                f"got {config.momentum_branch}"
+                f"method {self.name!r} needs SSPSConfig.has_teacher={self.needs_teacher}, "
+                f"got {config.has_teacher}"
             )
 
     def positive_shape(self) -> tuple[int, int]:
@@ -99,7 +99,7 @@ class SSLMethod:
         return nn.ModuleDict()
 
     def reference_module(self, model: SSPSForPreTraining) -> SSPSModel:
-        return model.ssps
+        return model.student
 
     def teacher_forward(
         self, model: SSPSForPreTraining, inputs: dict[str, torch.Tensor], step: int
@@ -145,11 +145,11 @@ class SimCLR(SSLMethod):
 
 
 class MoCo(SSLMethod):
-    """Symmetric MoCo v2+: queries from the student, keys from the momentum encoder with
+    """Symmetric MoCo v2+: queries from the student, keys from the teacher (the momentum "key encoder") with
     shuffle-BN, two negative queues; SSPS replaces both keys and the replaced keys are enqueued."""
 
     name = "moco"
-    needs_momentum_branch = True
+    needs_teacher = True
 
     def callbacks(self, steps_per_epoch: int) -> list[TrainerCallback]:
         momentum = self.args.moco_momentum
@@ -173,7 +173,7 @@ class MoCo(SSLMethod):
         if dist.is_distributed():
             # shuffle-BN: encode a random permutation of the global batch, then un-permute
             everything = dist.gather(views)
-            generator = torch.Generator(device=views.device).manual_seed(self.args.seed * 7919 + step)
+            generator = torch.Generator(device=views.device).manual_seed(seeds.shuffle_bn(self.args.seed, step))
             permutation = dist.shuffle_permutation(everything.shape[0], views.device, generator)
             mine = everything[permutation[dist.rank() * b : (dist.rank() + 1) * b]]
             keys = self._encode(model, mine)  # (2, b, D)
@@ -287,7 +287,7 @@ class DINO(SSLMethod):
     positives are the teacher logits T1, T2 (2, K); the centre is updated with what the loss used."""
 
     name = "dino"
-    needs_momentum_branch = True
+    needs_teacher = True
     head_type = "dino"
     augment_strategy = "all"  # one of none, reverb, noise, both per view
     global_crop_seconds = 4.0

@@ -22,7 +22,7 @@ from transformers import Trainer
 
 from modeling_ssps import SSPSForPreTraining
 
-from . import dist
+from . import dist, seeds
 from .audio_datasets import utterance_names
 from .callbacks import (
     CollatorEpochCallback,
@@ -210,7 +210,7 @@ class SSLTrainer(Trainer):
         used = positives
         if self.ssps is not None and self.ssps.active(epoch):
             generator = torch.Generator(device=positives.device)
-            generator.manual_seed((self.args.seed * 1_000_003 + step) * 1009 + dist.rank())
+            generator.manual_seed(seeds.ssps_draw(self.args.seed, step, dist.rank()))
             sampled = self.ssps.sample(sample_index, generator, reference)  # before push
             used = self.ssps.substitute(positives, sampled)
             self._accumulate(self.ssps.metrics(sample_index, sampled))

@@ -29,132 +29,18 @@ Example (the order of one active step):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, NamedTuple, get_args
-
 import torch
 import torch.distributed as torch_dist
-import torch.nn.functional as F
 from torch import nn
 
-from .kmeans import KMeansResult, Precision, neighbour_table, normalized_mutual_info, spherical_kmeans
+from .kmeans import KMeansResult, neighbour_table, spherical_kmeans
 from .memory import IndexedTable, RingQueue
-from .ssps_diagnostics import draw_pool_partners, relation_holds
+from .seeds import kmeans_start, pool_partners
+from .ssps_arguments import SSPSArguments
+from .ssps_diagnostics import draw_pool_partners, normalized_mutual_info, relation_holds
+from .ssps_sampling import SampledPositives, sample_from_clusters, sample_nearest
 
-Sampling = Literal["kmeans-repr", "knn", "kmeans-centroid"]
-Weighting = Literal["uniform", "exp"]
-KMeansMode = Literal["main", "replicated"]
-QueueDtype = Literal["float32", "float16", "bfloat16"]
-Gate = Literal["none", "agreement"]
-
-
-@dataclass(frozen=True)
-class SSPSArguments:
-    """SSPS hyper-parameters (docs/method.md §11.1); defaults are the paper's headline column.
-
-    Lives here rather than in `training_args.py` so that this module stays plain torch;
-    `SSLTrainingArguments` projects its `ssps_*` fields onto it.
-    """
-
-    start_epoch: int = 100
-    sampling: Sampling = "kmeans-repr"
-    num_clusters: int = 25_000
-    kmeans_iters: int = 10
-    queue_size: int = 25_000
-    neighbour_clusters: int = 1
-    knn_k: int | None = None
-    weighting: Weighting = "uniform"
-    exp_lambda: float = 0.7
-    kmeans_mode: KMeansMode = "main"
-    log_nmi: bool = False
-    queue_dtype: QueueDtype = "float32"
-    kmeans_precision: Precision = "auto"
-    gate: Gate = "none"
-    seed: int = 1717
-
-    def __post_init__(self) -> None:
-        for name, kind in (
-            ("sampling", Sampling),
-            ("weighting", Weighting),
-            ("kmeans_mode", KMeansMode),
-            ("queue_dtype", QueueDtype),
-            ("kmeans_precision", Precision),
-            ("gate", Gate),
-        ):
-            if getattr(self, name) not in get_args(kind):
-                raise ValueError(
-                    f"SSPSArguments.{name} must be one of {get_args(kind)}, got "
-                    f"{getattr(self, name)!r}"
-                )
-        if self.start_epoch < 0:
-            raise ValueError(f"SSPSArguments.start_epoch must be >= 0, got {self.start_epoch!r}")
-        if self.queue_size < 1:
-            raise ValueError(f"SSPSArguments.queue_size must be >= 1, got {self.queue_size!r}")
-        if not self.exp_lambda > 0:
-            raise ValueError(f"SSPSArguments.exp_lambda must be > 0, got {self.exp_lambda!r}")
-        if self.sampling == "knn":
-            if self.knn_k is None or self.knn_k < 1:
-                raise ValueError(
-                    f"SSPSArguments.knn_k must be >= 1 with sampling='knn', got {self.knn_k!r}"
-                )
-            if self.knn_k > self.queue_size:
-                raise ValueError(
-                    f"SSPSArguments.knn_k ({self.knn_k!r}) cannot exceed queue_size "
-                    f"({self.queue_size!r})"
-                )
-        else:
-            if self.knn_k is not None:
-                raise ValueError(
-                    f"SSPSArguments.knn_k is only used with sampling='knn'; got knn_k="
-                    f"{self.knn_k!r} with sampling={self.sampling!r}"
-                )
-            if self.num_clusters < 1:
-                raise ValueError(
-                    f"SSPSArguments.num_clusters must be >= 1, got {self.num_clusters!r}"
-                )
-            if self.kmeans_iters < 0:
-                raise ValueError(
-                    f"SSPSArguments.kmeans_iters must be >= 0, got {self.kmeans_iters!r}"
-                )
-            if not 0 <= self.neighbour_clusters < self.num_clusters:
-                raise ValueError(
-                    "SSPSArguments.neighbour_clusters must be in [0, num_clusters - 1], got "
-                    f"{self.neighbour_clusters!r} with num_clusters={self.num_clusters!r}"
-                )
-        if self.gate != "none" and self.sampling != "kmeans-repr":
-            raise ValueError(
-                f"SSPSArguments.gate={self.gate!r} checks a queued partner against a second "
-                f"clustering: it needs sampling='kmeans-repr', got {self.sampling!r}"
-            )
-        if self.log_nmi and self.sampling == "knn":
-            raise ValueError("SSPSArguments.log_nmi needs a k-means sampling mode, not 'knn'")
-
-    @property
-    def num_candidates(self) -> int:
-        """Length of each anchor's candidate list: clusters (k-means) or neighbours (knn)."""
-        if self.sampling == "knn":
-            assert self.knn_k is not None
-            return self.knn_k
-        return max(self.neighbour_clusters, 1)
-
-
-class SampledPositives(NamedTuple):
-    """One draw per local anchor (all (b,)).
-
-    slots: queue slot of the pseudo-positive (`kmeans-repr`, `knn`), or the chosen cluster
-        (`kmeans-centroid`). Meaningful only where `valid`.
-    valid: the anchor received a pseudo-positive; elsewhere it keeps its own positive.
-    eligible: the anchor had a candidate list (in the table / a non-empty queue).
-    pool_size: number of candidates the draw was made from (0 where not eligible).
-    drawn: a partner was drawn (valid before the gate; equals `valid` without a gate).
-    """
-
-    slots: torch.Tensor
-    valid: torch.Tensor
-    eligible: torch.Tensor
-    pool_size: torch.Tensor
-    drawn: torch.Tensor
-
+__all__ = ["SSPS", "SSPSArguments", "SampledPositives"]
 
 class SSPS(nn.Module):
     """SSPS state and algorithms; every buffer is allocated here, at construction.
@@ -326,7 +212,7 @@ class SSPS(nn.Module):
                 # (ssps_trainers/ssps_diagnostics.py), and the pairs the agreement gate keeps
                 check = self._kmeans(x, epoch, stream=1)
                 check_neighbours = neighbour_table(check.centroids, self.args.neighbour_clusters)
-                generator = torch.Generator(device=x.device).manual_seed(self.args.seed + epoch)
+                generator = torch.Generator(device=x.device).manual_seed(pool_partners(self.args.seed, epoch))
                 partners = draw_pool_partners(result.assignment, self.neighbours, generator)
                 anchors = torch.nonzero(partners >= 0).squeeze(1)
                 agree = relation_holds(check.assignment, check_neighbours, anchors, partners[anchors])
@@ -363,7 +249,7 @@ class SSPS(nn.Module):
     def _kmeans(self, x: torch.Tensor, epoch: int, stream: int) -> KMeansResult:
         """Seeded from (seed, epoch, stream): a resumed or replicated run re-clusters identically."""
         generator = torch.Generator(device=x.device)
-        generator.manual_seed(self.args.seed * 1_000_003 + epoch + stream * 7_919_000_001)
+        generator.manual_seed(kmeans_start(self.args.seed, epoch, stream))
         return spherical_kmeans(
             x, self.args.num_clusters, self.args.kmeans_iters, generator, precision=self.args.kmeans_precision
         )
@@ -390,78 +276,15 @@ class SSPS(nn.Module):
         are now (call before `push`). `reference` (b, D_ref), the current unit-norm references,
         is needed by `knn` only."""
         indices = indices.to(self.queue.slot_index.device, torch.long)
+        if self.args.sampling == "knn" and reference is None:
+            raise ValueError("sampling='knn' needs the current reference embeddings")
+        rank = self._draw_candidates(indices.shape[0], generator)  # (b,) which candidate each anchor uses
         if self.args.sampling == "knn":
-            if reference is None:
-                raise ValueError("sampling='knn' needs the current reference embeddings")
-            return self._sample_knn(indices, generator, reference)
-        return self._sample_kmeans(indices, generator)
-
-    def _sample_kmeans(self, indices: torch.Tensor, generator: torch.Generator) -> SampledPositives:
-        batch, num_clusters = indices.shape[0], self.args.num_clusters
-        cluster = self.assignment[indices]  # (b,) -1: not clustered this epoch
-        eligible = cluster >= 0
-        rank = self._draw_candidates(batch, generator)
-        chosen = self.neighbours[cluster.clamp(min=0), rank]  # (b,) c*
-        if self.args.sampling == "kmeans-centroid":
-            pool = torch.ones_like(chosen)
-            return SampledPositives(chosen, eligible, eligible, torch.where(eligible, pool, 0), eligible)
-
-        # CSR grouping of the queue by cluster (docs/method.md §17.3): candidates are the current entry
-        # of each queued sample that is clustered; all others go to an extra bucket K.
-        owner = self.queue.slot_index.clamp(min=0)  # (P,)
-        owner_cluster = self.assignment[owner]
-        usable = self.queue.current() & (owner_cluster >= 0)
-        bucket = torch.where(usable, owner_cluster, num_clusters)  # (P,)
-        order = torch.argsort(bucket, stable=True)  # slots grouped by cluster
-        counts = torch.bincount(bucket, minlength=num_clusters + 1)[:num_clusters]
-        starts = torch.cumsum(counts, 0) - counts  # exclusive cumsum
-
-        count = counts[chosen]  # (b,)
-        uniform = torch.rand(batch, generator=generator, device=indices.device)
-        offset = torch.minimum((uniform * count).long(), (count - 1).clamp(min=0))
-        position = (starts[chosen] + offset).clamp(max=self.queue.capacity - 1)
-        slots = order[position]
-        partner = self.queue.slot_index[slots]
-        drawn = eligible & (count > 0) & (partner != indices)
-        valid = drawn
-        if self.args.gate == "agreement":  # keep the pairs the second clustering also relates
-            partner = partner.clamp(min=0)
-            checked = (self.check_assignment[indices] >= 0) & (self.check_assignment[partner] >= 0)
-            agree = relation_holds(self.check_assignment, self.check_neighbours, indices, partner)
-            valid = drawn & checked & agree
-        return SampledPositives(slots, valid, eligible, torch.where(eligible, count, 0), drawn)
-
-    def _sample_knn(
-        self, indices: torch.Tensor, generator: torch.Generator, reference: torch.Tensor
-    ) -> SampledPositives:
-        """SSPS-NN (docs/method.md §9, §17.6): cosine of the current reference to every FIFO entry (in
-        chunks), same-index and empty entries masked, running top-k, one rank drawn."""
-        k = self.args.num_candidates
-        batch, capacity = indices.shape[0], self.queue.capacity
-        query = F.normalize(reference.float(), dim=1)  # (b, D_ref)
-        best_values = torch.full((batch, k), float("-inf"), device=query.device)
-        best_slots = torch.zeros(batch, k, dtype=torch.long, device=query.device)
-        chunk = max(k, self.knn_chunk_elements // max(batch, 1))
-        for start in range(0, capacity, chunk):
-            stop = min(start + chunk, capacity)
-            keys = self.queue_reference[start:stop].float()  # (chunk, D_ref)
-            similarity = query @ keys.T  # (b, chunk)
-            owners = self.queue.slot_index[start:stop]
-            blocked = (owners[None, :] < 0) | (owners[None, :] == indices[:, None])
-            similarity = similarity.masked_fill(blocked, float("-inf"))
-            # top-k of the chunk first, then merge with the running top-k: (b, 2k) per chunk
-            # instead of concatenating the whole (b, chunk) block and its slot numbers
-            chunk_values, chunk_top = similarity.topk(min(k, stop - start), dim=1)
-            values = torch.cat([best_values, chunk_values], dim=1)
-            candidates = torch.cat([best_slots, chunk_top + start], dim=1)
-            best_values, top = values.topk(k, dim=1)
-            best_slots = candidates.gather(1, top)
-        rank = self._draw_candidates(batch, generator)
-        finite = torch.isfinite(best_values)
-        picked = best_slots.gather(1, rank[:, None]).squeeze(1)
-        valid = finite.gather(1, rank[:, None]).squeeze(1)
-        eligible = finite.any(dim=1)
-        return SampledPositives(picked, valid, eligible, finite.sum(dim=1), valid)
+            return sample_nearest(indices, rank, self.args.num_candidates, reference, self.queue_reference, self.queue,
+                                  self.knn_chunk_elements)  # fmt: skip
+        check = (self.check_assignment, self.check_neighbours) if self.args.gate == "agreement" else None
+        return sample_from_clusters(indices, rank, generator, self.assignment, self.neighbours, self.queue,
+                                    centroid=self.args.sampling == "kmeans-centroid", check=check)  # fmt: skip
 
     # ------------------------------------------------------------------ substitution (docs/method.md §8)
     def substitute(self, positives: torch.Tensor, sampled: SampledPositives) -> torch.Tensor:

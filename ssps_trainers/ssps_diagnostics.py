@@ -171,3 +171,27 @@ def bootstrap_diagnostics(
         session = session.to(anchors.device)
         out["pool_same_session"] = float((session[anchors] == session[partners]).float().mean())
     return out
+
+
+def normalized_mutual_info(a: torch.Tensor, b: torch.Tensor) -> float:
+    """NMI of two labelings (n,) with arithmetic normalisation (scikit-learn's default).
+
+    Contingency counts come from one `unique` over pair codes, so K x S is never dense.
+    """
+    if a.shape != b.shape or a.ndim != 1 or a.numel() == 0:
+        raise ValueError(f"NMI needs two non-empty labelings of equal length, got {a.shape}, {b.shape}")
+    a = torch.unique(a, return_inverse=True)[1]
+    b = torch.unique(b, return_inverse=True)[1]
+    n = float(a.numel())
+    pairs, joint = torch.unique(a * (int(b.max()) + 1) + b, return_counts=True)
+    count_a = torch.bincount(a).double()
+    count_b = torch.bincount(b).double()
+    pa, pb = pairs // (int(b.max()) + 1), pairs % (int(b.max()) + 1)
+    joint = joint.double()
+    mi = (joint / n * torch.log(joint * n / (count_a[pa] * count_b[pb]))).sum()
+    ha = -(count_a / n * torch.log(count_a / n)).sum()
+    hb = -(count_b / n * torch.log(count_b / n)).sum()
+    denominator = (ha + hb) / 2
+    if float(denominator) == 0.0:
+        return 1.0
+    return float((mi / denominator).clamp(0.0, 1.0))

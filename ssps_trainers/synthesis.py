@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-SAMPLING_RATE = 16000
+from .corpus import SAMPLING_RATE
 
 # (F1, F2, F3) of adult-male vowels, Hz (Peterson & Barney, 1952, rounded)
 VOWELS = np.array(

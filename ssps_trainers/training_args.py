@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .ssps import SSPSArguments
+from .ssps_arguments import SSPSArguments
 
 _OPTIMISER = "the optimiser is the recipe's (Adam; DINO: SGD, momentum 0.9): set --learning_rate and --weight_decay"
 _SCHEDULE = (

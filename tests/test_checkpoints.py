@@ -28,9 +28,9 @@ def test_average_of_floats_and_last_integers(tmp_path) -> None:
     checkpoints = list_checkpoints(tmp_path)
     assert [p.name for p in checkpoints] == ["checkpoint-2", "checkpoint-10", "checkpoint-30"]
     averaged = average_state_dicts(checkpoints[-2:])  # steps 10 and 30: values 1 and 6
-    assert torch.all(averaged["ssps.encoder.projection.weight"] == 3.5)
-    assert torch.all(averaged["ssps.encoder.stem_norm.running_mean"] == 3.5)  # BN statistics too
-    assert int(averaged["ssps.encoder.stem_norm.num_batches_tracked"]) == 30  # from the last
+    assert torch.all(averaged["student.encoder.projection.weight"] == 3.5)
+    assert torch.all(averaged["student.encoder.stem_norm.running_mean"] == 3.5)  # BN statistics too
+    assert int(averaged["student.encoder.stem_norm.num_batches_tracked"]) == 30  # from the last
 
 
 def test_script_writes_a_loadable_folder(tmp_path) -> None:
@@ -43,7 +43,7 @@ def test_script_writes_a_loadable_folder(tmp_path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     model = SSPSForPreTraining.from_pretrained(tmp_path / "avg")
-    assert torch.all(model.ssps.encoder.projection.weight == 3.0)
+    assert torch.all(model.student.encoder.projection.weight == 3.0)
     bad = subprocess.run(
         [sys.executable, str(repo / "scripts" / "average_checkpoints.py"), "--run_dir", str(tmp_path / "run"),
          "--last", "5", "--output_dir", str(tmp_path / "x")],
@@ -55,9 +55,9 @@ def test_script_writes_a_loadable_folder(tmp_path) -> None:
              "--output_dir", str(tmp_path / "avg")]  # fmt: skip
     refused = subprocess.run(again, capture_output=True, text=True, timeout=300)
     assert refused.returncode != 0 and "--overwrite" in refused.stderr
-    assert torch.all(SSPSForPreTraining.from_pretrained(tmp_path / "avg").ssps.encoder.projection.weight == 3.0)
+    assert torch.all(SSPSForPreTraining.from_pretrained(tmp_path / "avg").student.encoder.projection.weight == 3.0)
     assert subprocess.run([*again, "--overwrite"], capture_output=True, text=True, timeout=300).returncode == 0
-    assert torch.all(SSPSForPreTraining.from_pretrained(tmp_path / "avg").ssps.encoder.projection.weight == 3.5)  # the last two
+    assert torch.all(SSPSForPreTraining.from_pretrained(tmp_path / "avg").student.encoder.projection.weight == 3.5)  # the last two
     into_run = subprocess.run([*again[:-1], str(tmp_path / "run"), "--overwrite"], capture_output=True, text=True, timeout=300)
     assert into_run.returncode != 0 and "run folder" in into_run.stderr
     assert len(list_checkpoints(tmp_path / "run")) == 3

@@ -30,7 +30,7 @@ def staged(tmp_path_factory) -> tuple[Path, SSPSForPreTraining]:
     root = tmp_path_factory.mktemp("export")
     model = SSPSForPreTraining(SSPSConfig(
         encoder_type="fast_resnet34", resnet_channels=(4, 8, 8, 16), resnet_layers=(1, 1, 1, 1), embedding_dim=16,
-        head_type="dino", momentum_branch=True, dino_output_dim=32, dino_hidden_dim=16, dino_bottleneck_dim=8, threshold=0.4,
+        head_type="dino", has_teacher=True, dino_output_dim=32, dino_hidden_dim=16, dino_bottleneck_dim=8, threshold=0.4,
     )).eval()  # fmt: skip
     with torch.no_grad():  # make the teacher differ from the student: export must pick the teacher
         for p in model.teacher.parameters():

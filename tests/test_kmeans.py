@@ -4,13 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssps_trainers.kmeans import (
-    assign,
-    assign_certified,
-    neighbour_table,
-    normalized_mutual_info,
-    spherical_kmeans,
-)
+from ssps_trainers.estep import assign
+from ssps_trainers.estep_certified import assign_certified
+from ssps_trainers.kmeans import neighbour_table, spherical_kmeans
+from ssps_trainers.ssps_diagnostics import normalized_mutual_info
 
 
 def loop_kmeans(x: torch.Tensor, initial: torch.Tensor, iters: int):

@@ -69,7 +69,8 @@ def test_the_checker_sees_violations(tmp_path: Path) -> None:
     assert imports(bad) == [("torchaudio", 0, False), ("soundfile", 0, True)]
 
 
-SSPS_MODULES = ("ssps.py", "memory.py", "kmeans.py", "ssps_diagnostics.py")
+SSPS_MODULES = ("ssps.py", "ssps_arguments.py", "ssps_sampling.py", "memory.py", "kmeans.py", "estep.py", "estep_certified.py", "seeds.py",
+                "ssps_diagnostics.py")
 
 
 @pytest.mark.parametrize("name", SSPS_MODULES)
@@ -89,3 +90,20 @@ def test_light_modules_do_not_import_the_trainer_stack() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_the_sampling_rate_is_one_fact() -> None:
+    """16 kHz is defined once per layer (the use-time package cannot import the train-time one) and
+    the two agree; everything else reads a config, a feature extractor or these constants."""
+    from modeling_ssps import SSPSConfig, SSPSFeatureExtractor
+    from modeling_ssps.configuration_ssps import SAMPLING_RATE as USE_TIME
+    from ssps_trainers.corpus import SAMPLING_RATE as TRAIN_TIME
+
+    assert USE_TIME == TRAIN_TIME == SSPSConfig().sampling_rate == SSPSFeatureExtractor().sampling_rate
+    literal = [f"{p.relative_to(REPO_ROOT)}:{n}" for package in ("modeling_ssps", "ssps_trainers") for p in sources(package)
+               for n, line in enumerate(p.read_text().splitlines(), 1)
+               if ("16000" in line or "16_000" in line) and not line.lstrip().startswith((">>>", "#"))]  # fmt: skip
+    expected = ["modeling_ssps/configuration_ssps.py:17", "ssps_trainers/corpus.py:24",  # the two definitions
+                "modeling_ssps/feature_extraction_ssps.py:45",  # a doctest's output (a shape)
+                "ssps_trainers/cli/export_onnx.py:51"]  # a sample count of the tracing example
+    assert sorted(literal) == sorted(expected), literal

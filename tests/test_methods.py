@@ -41,12 +41,12 @@ def test_positives_have_the_declared_shape_and_source(name) -> None:
     assert positives.shape == (n_pos, 3, dim)
     if name in ("simclr",):
         torch.testing.assert_close(positives[0], out.embeddings[1])  # Z2, the encoder output of view 2
-    if name in ("moco", "dino"):  # the momentum branch's outputs
+    if name in ("moco", "dino"):  # the teacher's outputs
         assert teacher is not None and torch.equal(positives, teacher)
     else:
         assert teacher is None
     reference = method.reference_module(model)
-    assert reference is (model.teacher if name == "dino" else model.ssps)  # DINO: the teacher encoder
+    assert reference is (model.teacher if name == "dino" else model.student)  # DINO: the teacher encoder
 
 
 @pytest.mark.parametrize("name", sorted(METHOD_CLASSES))
@@ -100,8 +100,8 @@ def test_eval_mode_restores_every_submodule_mode() -> None:
     model = SSPSForPreTraining(tiny_config("dino")).train()
     model.teacher.eval()  # a mixed state, restored exactly
     modes = {name: m.training for name, m in model.named_modules()}
-    with eval_mode(model.ssps):
-        assert not any(m.training for m in model.ssps.modules())
+    with eval_mode(model.student):
+        assert not any(m.training for m in model.student.modules())
         assert model.head.training  # only the given module
     assert {name: m.training for name, m in model.named_modules()} == modes
 
@@ -110,13 +110,13 @@ def test_callbacks_directly() -> None:
     model = SSPSForPreTraining(tiny_config("dino"))
     state, control = TrainerState(), TrainerControl()
     # momentum: t <- m t + (1 - m) s at the step's momentum
-    teacher_before = [p.detach().clone() for p in model.momentum_parameters()]
+    teacher_before = [p.detach().clone() for p in model.teacher_parameters()]
     with torch.no_grad():
         for p in model.student_parameters():
             p.add_(1.0)
     state.global_step = 3
     MomentumCallback(lambda step: 0.25 if step == 3 else 0.0).on_optimizer_step(None, state, control, model=model)
-    for t0, t, s in zip(teacher_before, model.momentum_parameters(), model.student_parameters(), strict=True):
+    for t0, t, s in zip(teacher_before, model.teacher_parameters(), model.student_parameters(), strict=True):
         torch.testing.assert_close(t, 0.25 * t0 + 0.75 * s)
     # freeze: the last head layer gets no update during the first epoch only
     last = model.head.last_layer  # a parameter (the weight-normalised direction)

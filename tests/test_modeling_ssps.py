@@ -11,6 +11,7 @@ from modeling_ssps import (
     LogMelFrontend,
     SSPSConfig,
     SSPSFeatureExtractor,
+    SSPSForPreTraining,
     SSPSModel,
     count_parameters,
 )
@@ -168,9 +169,7 @@ def test_frontend_padding_does_not_change_statistics(waveforms) -> None:
 @pytest.mark.parametrize("head_type", ["projector", "dino"])
 def test_forward_per_view_gives_batchnorm_the_reference_batches(head_type, tiny_resnet_kwargs) -> None:
     """forward_per_view: one BatchNorm batch per view (DINO: per crop group, head included)."""
-    from modeling_ssps import SSPSConfig, SSPSForPreTraining
-
-    extra = {"dino_hidden_dim": 32, "dino_bottleneck_dim": 8, "dino_output_dim": 16, "momentum_branch": True} if head_type == "dino" else {
+    extra = {"dino_hidden_dim": 32, "dino_bottleneck_dim": 8, "dino_output_dim": 16, "has_teacher": True} if head_type == "dino" else {
         "projector_hidden_dim": 32, "projector_output_dim": 16}  # fmt: skip
     torch.manual_seed(0)
     views, local = 0.1 * torch.randn(3, 2, 8000), 0.1 * torch.randn(3, 2, 4000)
@@ -184,9 +183,44 @@ def test_forward_per_view_gives_batchnorm_the_reference_batches(head_type, tiny_
         batches = [views.transpose(0, 1).reshape(-1, 8000), local.transpose(0, 1).reshape(-1, 4000)]
     else:
         batches = [views[:, 0], views[:, 1]]
-    embeddings = [reference.ssps(input_values=x).embeddings for x in batches]
+    embeddings = [reference.student(input_values=x).embeddings for x in batches]
     projections = [reference.project(e) for e in embeddings]
     torch.testing.assert_close(outputs[True].embeddings.flatten(0, 1), torch.cat(embeddings))
     torch.testing.assert_close(outputs[True].projections.flatten(0, 1), torch.cat(projections))
     # the joint forward is a different BatchNorm batch in train mode
     assert (outputs[True].projections - outputs[False].projections).abs().max() > 1e-4
+
+
+def test_checkpoints_with_the_old_names_load_and_are_saved_with_the_new(tmp_path, tiny_resnet_kwargs) -> None:
+    """Before the rename the student's weights were `ssps.*` and `has_teacher` was `momentum_branch`:
+    such a folder loads into both classes with identical tensors, and saving it again writes today's
+    names."""
+    from safetensors.torch import load_file, save_file
+
+    model = SSPSForPreTraining(SSPSConfig(**tiny_resnet_kwargs, head_type="projector", has_teacher=True,
+                                          projector_hidden_dim=16, projector_output_dim=8)).eval()  # fmt: skip
+    model.save_pretrained(tmp_path / "new")
+    old = tmp_path / "old"
+    old.mkdir()
+    weights = load_file(tmp_path / "new" / "model.safetensors")
+    assert any(k.startswith("student.") for k in weights) and not any(k.startswith("ssps.") for k in weights)
+    save_file({(f"ssps.{k[8:]}" if k.startswith("student.") else k): v for k, v in weights.items()}, old / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+    config = json.loads((tmp_path / "new" / "config.json").read_text())
+    config["momentum_branch"] = config.pop("has_teacher")
+    (old / "config.json").write_text(json.dumps(config))
+
+    loaded = SSPSForPreTraining.from_pretrained(old).eval()
+    assert loaded.config.has_teacher and loaded.teacher is not None
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    encoder = SSPSModel.from_pretrained(old).eval()
+    x = torch.randn(2, 8000)
+    with torch.no_grad():
+        got, expected = encoder(input_values=x).embeddings, model.student(input_values=x).embeddings
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)  # equal weights; kernels may pick another order
+
+    loaded.save_pretrained(tmp_path / "again")
+    resaved = load_file(tmp_path / "again" / "model.safetensors")
+    assert set(resaved) == set(weights)
+    assert "momentum_branch" not in json.loads((tmp_path / "again" / "config.json").read_text())

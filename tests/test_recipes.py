@@ -46,9 +46,9 @@ def test_the_method_registry_is_the_one_source() -> None:
     with pytest.raises(ValueError, match="must be one of"):
         SSLTrainingArguments(output_dir="unused", method="byol", use_cpu=True, report_to=[])
     dino = METHOD_CLASSES["dino"]
-    assert (dino.head_type, dino.needs_momentum_branch, dino.global_crop_seconds, dino.augment_strategy) == ("dino", True, 4.0, "all")
+    assert (dino.head_type, dino.needs_teacher, dino.global_crop_seconds, dino.augment_strategy) == ("dino", True, 4.0, "all")
     assert dino.frontend_defaults("ecapa_tdnn") == {"n_mels": 80, "window": "hann"}
-    assert METHOD_CLASSES["moco"].needs_momentum_branch and METHOD_CLASSES["vicreg"].head_type == "projector"
+    assert METHOD_CLASSES["moco"].needs_teacher and METHOD_CLASSES["vicreg"].head_type == "projector"
     for recipe in RECIPES:  # every recipe's method builds a config its adapter accepts
         settings = json.loads(recipe.read_text())
         if "method" in settings:

@@ -96,7 +96,7 @@ def test_a_training_checkpoint_loads_as_its_student_encoder(tmp_path, tiny_ecapa
     from modeling_ssps import SSPSForPreTraining
 
     folder = tmp_path / "averaged"
-    full = SSPSForPreTraining(SSPSConfig(**tiny_ecapa_kwargs, head_type="dino", momentum_branch=True, dino_output_dim=32,
+    full = SSPSForPreTraining(SSPSConfig(**tiny_ecapa_kwargs, head_type="dino", has_teacher=True, dino_output_dim=32,
                                          dino_hidden_dim=16, dino_bottleneck_dim=8)).eval()  # fmt: skip
     full.save_pretrained(folder)
     SSPSFeatureExtractor().save_pretrained(folder)
@@ -105,7 +105,7 @@ def test_a_training_checkpoint_loads_as_its_student_encoder(tmp_path, tiny_ecapa
     np.save(folder / "waves.npy", waves)
     batch = SSPSFeatureExtractor()([waves[0], waves[1, :12000]], sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():
-        expected = full.ssps(**batch).embeddings
+        expected = full.student(**batch).embeddings
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "home"))
     code = CHILD.replace("REPO)", repr(str(REPO_ROOT)) + ")")

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset
@@ -19,7 +20,7 @@ HEADS = {name: method.head_type for name, method in METHOD_CLASSES.items()}  # t
 def tiny_config(method: str) -> SSPSConfig:
     return SSPSConfig(
         encoder_type="fast_resnet34", resnet_channels=(4, 8, 8, 16), resnet_layers=(1, 1, 1, 1),
-        embedding_dim=32, head_type=HEADS[method], momentum_branch=METHOD_CLASSES[method].needs_momentum_branch,
+        embedding_dim=32, head_type=HEADS[method], has_teacher=METHOD_CLASSES[method].needs_teacher,
         projector_hidden_dim=32, projector_output_dim=16, dino_hidden_dim=32,
         dino_bottleneck_dim=8, dino_output_dim=64, swav_num_prototypes=10,
     )  # fmt: skip
@@ -73,7 +74,7 @@ def test_trains_with_ssps_active(method, tiny_wav_rows, tmp_path) -> None:
     assert int(trainer.ssps.clustered_epoch) == 1
     assert bool(trainer.ssps.table.filled.all())  # every utterance pushed in epoch 0
     after = {k: v for k, v in model.state_dict().items() if v.dtype.is_floating_point}
-    changed = [k for k, v in after.items() if k.startswith("ssps.") and not torch.equal(v, before[k])]
+    changed = [k for k, v in after.items() if k.startswith("student.") and not torch.equal(v, before[k])]
     assert changed, "student did not change"
     if model.teacher is not None:
         moved = [
@@ -91,10 +92,10 @@ def test_momentum_callback_applies_the_ema_rule() -> None:
     with torch.no_grad():
         for p in model.student_parameters():
             p.add_(1.0)
-    teacher = [p.clone() for p in model.momentum_parameters()]
+    teacher = [p.clone() for p in model.teacher_parameters()]
     student = [p.clone() for p in model.student_parameters()]
     MomentumCallback(lambda step: 0.9).on_optimizer_step(None, TrainerState(), TrainerControl(), model=model)
-    for t_before, s, t_after in zip(teacher, student, model.momentum_parameters()):
+    for t_before, s, t_after in zip(teacher, student, model.teacher_parameters()):
         torch.testing.assert_close(t_after, 0.9 * t_before + 0.1 * s)
 
 
@@ -196,6 +197,27 @@ def test_filling_pass_then_ssps_continuation(tiny_wav_rows, tmp_path) -> None:
     state = load_file(str(checkpoint / "ssl_state.safetensors"))
     assert bool(state["ssps.table.filled"].all())
     assert int((state["ssps.queue.slot_index"] >= 0).sum()) == 6
+    assert "filling with clean views" in result.stdout
+    # as the reference: the views of the pass augmented like training's (here: noise)
+    import shutil
+
+    import soundfile
+
+    shutil.copytree(checkpoint, tmp_path / "augmented")
+    (tmp_path / "musan" / "noise").mkdir(parents=True)
+    soundfile.write(tmp_path / "musan" / "noise" / "n.wav", 0.3 * np.random.default_rng(0).standard_normal(16000), 16000)
+    result = subprocess.run(
+        [sys.executable, str(repo / "scripts" / "fill_ssps_queues.py"), "--checkpoint", str(tmp_path / "augmented"),
+         "--dataset", str(tmp_path / "data"), "--method", "simclr", "--output_dir", str(tmp_path / "fill"),
+         "--use_cpu", "--ssps", "--ssps_start_epoch", "1", "--ssps_num_clusters", "3",
+         "--ssps_queue_size", "6", "--batch_size", "3", "--crop_seconds", "0.5",
+         "--ssps_reference_seconds", "0.75", "--report_to", "none", "--musan_dir", str(tmp_path / "musan")],
+        capture_output=True, text=True, timeout=300, cwd=repo,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    noisy = load_file(str(tmp_path / "augmented" / "ssl_state.safetensors"))
+    assert torch.equal(noisy["ssps.queue.slot_index"], state["ssps.queue.slot_index"])  # same order
+    assert not torch.allclose(noisy["ssps.queue.values"], state["ssps.queue.values"])  # other views
     continued = make_trainer("simclr", tiny_wav_rows, tmp_path / "base", ssps=True)
     continued.train(resume_from_checkpoint=str(checkpoint))
     active = [h["step"] for h in continued.state.log_history if "ssps/coverage" in h]

@@ -25,7 +25,8 @@ from sklearn.model_selection import train_test_split
 from modeling_ssps import SSPSConfig
 from ssps_trainers.audio_datasets import add_arguments, columns_from, load_audio_dataset, standardize
 from ssps_trainers.evaluation import embed_rows, load_evaluated_encoder
-from ssps_trainers.kmeans import normalized_mutual_info, spherical_kmeans
+from ssps_trainers.kmeans import spherical_kmeans
+from ssps_trainers.ssps_diagnostics import normalized_mutual_info
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--models", type=Path, nargs="+", required=True, help="SSPSModel or SSPSForPreTraining folders.")

@@ -172,13 +172,13 @@ folder = out / "model"
 encoder = published_encoder(out / recommended / "averaged")  # as ssps-export publishes it
 encoder.config.threshold = float(results[recommended]["cross"]["eer_threshold"])  # calibrated on the cross-session trials
 encoder.config.threshold_source = "eer of the demo corpus (trials_cross_session.txt)"
-extractor = SSPSFeatureExtractor()
+extractor = SSPSFeatureExtractor(sampling_rate=encoder.config.sampling_rate)
 encoder.save_pretrained(folder)
 extractor.save_pretrained(folder)
 pipeline("speaker-verification", model=encoder.eval(), feature_extractor=extractor).save_pretrained(folder)
 (folder / "eval_results.json").write_text(json.dumps(results[recommended], indent=2))
 with torch.no_grad():  # the folder loads and embeds
-    check = SSPSModel.from_pretrained(folder).eval()(input_values=torch.zeros(1, 16000)).embeddings
+    check = SSPSModel.from_pretrained(folder).eval()(input_values=torch.zeros(1, encoder.config.sampling_rate)).embeddings
 (out / "summary.json").write_text(json.dumps({"results": results, "diagnosis": diagnosed, "recommended": recommended, "seed": args.seed,
                                                "minutes": (time.perf_counter() - start) / 60}, indent=2))  # fmt: skip
 print(f"\nHub-ready folder: {folder} ({', '.join(sorted(p.name for p in folder.iterdir()))}); "

@@ -40,7 +40,7 @@ class Exported(torch.nn.Module):
 
 config = SSPSConfig.from_pretrained(args.model)
 if config.architectures and "SSPSForPreTraining" in config.architectures:
-    encoder = SSPSForPreTraining.from_pretrained(args.model).ssps
+    encoder = SSPSForPreTraining.from_pretrained(args.model).student
 else:
     encoder = SSPSModel.from_pretrained(args.model)
 encoder.eval().frontend.export_friendly = True

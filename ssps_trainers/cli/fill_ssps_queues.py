@@ -6,6 +6,12 @@
 `--recipe` reads the SSPS run's recipe (K, P, M, method, seed), as `ssps-train` does; explicit
 flags override it.
 
+The views are augmented as in training (the method's strategy, `--musan_dir` / `--rir_dir` /
+`--musan_chunk_seconds` as given to `ssps-train`, read from the recipe where it sets them): the
+reference implementation's filling pass runs over its augmented training loader. Without either
+folder the views are clean (`--augment none` asks for that explicitly); the SSPS reference crops
+are clean either way.
+
 One epoch, the whole model in eval() and under no_grad, forward passes and SSPS pushes only:
 no optimiser step, and the MoCo/SwAV/DINO state is left untouched. Writes (or replaces) the
 `ssps.*` section of the checkpoint's `ssl_state.safetensors` (temp file + rename), so that
@@ -28,10 +34,11 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining
-from ssps_trainers import MultiViewCollator, SSLTrainingArguments
+from ssps_trainers import MultiViewCollator, SSLTrainingArguments, seeds
 from ssps_trainers.audio_datasets import DatasetColumns, load_audio_dataset, standardize
 from ssps_trainers.checkpoints import SSL_STATE_NAME, read_ssl_state, write_ssl_state
 from ssps_trainers.cli import apply_recipe, pop_recipe, resolve_recipe
+from ssps_trainers.data import STRATEGIES, WaveformAugment
 from ssps_trainers.dist import gather
 from ssps_trainers.methods import METHOD_CLASSES, build_method, gather_views
 from ssps_trainers.ssps import SSPS
@@ -44,6 +51,10 @@ class FillArguments:
     batch_size: int = field(default=64, metadata={"help": "Per-process batch of the pass (no gradient: larger is fine)."})
     epoch: int | None = field(default=None, metadata={"help": "Epoch whose order to use (default: ssps_start_epoch)."})
     crop_seconds: float = field(default=2.0, metadata={"help": "View length (2 s); DINO uses its global crop length (4 s)."})
+    musan_dir: str | None = field(default=None, metadata={"help": "MUSAN-layout folder, as given to ssps-train (the views are augmented as in training)."})
+    rir_dir: str | None = field(default=None, metadata={"help": "RIR folder, as given to ssps-train."})
+    musan_chunk_seconds: float = field(default=0.0, metadata={"help": "As ssps-train's (paper recipes: 8)."})
+    augment: str | None = field(default=None, metadata={"help": "reverb+noise, all or none (default: the method's, as in training)."})
 
 
 parser = HfArgumentParser((FillArguments, DatasetColumns, SSLTrainingArguments))
@@ -66,11 +77,19 @@ try:
 except (OSError, ValueError) as error:
     raise SystemExit(f"{fill.dataset}: {error}") from error
 epoch = training.ssps_start_epoch if fill.epoch is None else fill.epoch
-order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(training.seed * 1009 + epoch))
+order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seeds.fill_order(training.seed, epoch)))
 crop = int((METHOD_CLASSES[training.method].global_crop_seconds or fill.crop_seconds) * rate)  # DINO: its global crops
+strategy = fill.augment or METHOD_CLASSES[training.method].augment_strategy
+if strategy not in STRATEGIES:
+    raise SystemExit(f"--augment must be one of {STRATEGIES}, got {strategy!r}")
+augment = None
+if strategy != "none" and (fill.musan_dir or fill.rir_dir):  # the reference fills over augmented views
+    augment = WaveformAugment(fill.musan_dir, fill.rir_dir, strategy, fill.musan_chunk_seconds, rate)
+elif strategy != "none":
+    print("filling with clean views: no --musan_dir / --rir_dir (give those of the training run to augment as it does)")
 collator = MultiViewCollator(
     num_views=2, crop_samples=crop, reference_samples=int(training.ssps_reference_seconds * rate),
-    seed=training.seed, sampling_rate=rate,
+    augment=augment, seed=training.seed, sampling_rate=rate,
 )  # fmt: skip
 collator.epoch = epoch
 loader = DataLoader(

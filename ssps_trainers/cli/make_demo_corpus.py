@@ -30,6 +30,7 @@ import torch
 import torchaudio
 from tqdm.auto import tqdm
 
+from ssps_trainers import seeds
 from ssps_trainers.metrics import cosine_scores, equal_error_rate
 from ssps_trainers.synthesis import (
     SAMPLING_RATE,
@@ -115,7 +116,7 @@ for split in ("test", "train"):
         if backend == "tts" and k % 2 == 0:
             variant = persons.pop(0)  # the odd k that follows is the same person, other formant scale
         formant = 0.93 if k % 2 == 0 else 1.07
-        jobs.append((split, f"id{speaker_number}", args.seed * 100003 + speaker_number, sessions, utterances, preset["seconds"], variant, formant))
+        jobs.append((split, f"id{speaker_number}", seeds.corpus_speaker(args.seed, speaker_number), sessions, utterances, preset["seconds"], variant, formant))
 with multiprocessing.Pool(args.num_workers) as pool:
     results = list(tqdm(pool.imap(make_speaker, jobs), total=len(jobs), desc="synthesising speakers"))
 files = {"train": [], "test": []}

@@ -30,10 +30,10 @@ from pathlib import Path
 from datasets import Audio, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_from_disk
 from tqdm.auto import tqdm
 
-from ssps_trainers.corpus import UnreadableAudio, decode_file, ignored_files, list_audio, load_trials
+from ssps_trainers.corpus import SAMPLING_RATE, UnreadableAudio, decode_file, ignored_files, list_audio, load_trials
 
 FEATURES = Features({
-    "audio": Audio(sampling_rate=16000), "utt_id": Value("string"), "speaker_id": Value("string"),
+    "audio": Audio(sampling_rate=SAMPLING_RATE), "utt_id": Value("string"), "speaker_id": Value("string"),
     "video_id": Value("string"), "duration": Value("float32"),
 })  # fmt: skip
 
@@ -63,7 +63,7 @@ def row(job: tuple[str, str]) -> dict[str, object]:
     speaker, video = Path(name).parts[:2]
     return {
         "audio": {"bytes": decoded.flac, "path": Path(name).with_suffix(".flac").as_posix()}, "utt_id": Path(name).as_posix(), "speaker_id": speaker,
-        "video_id": video, "duration": decoded.num_samples / 16000, "warnings": list(decoded.warnings),
+        "video_id": video, "duration": decoded.num_samples / SAMPLING_RATE, "warnings": list(decoded.warnings),
     }  # fmt: skip
 
 

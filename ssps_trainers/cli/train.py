@@ -90,7 +90,7 @@ print(f"recipe: {recipe_path or 'none'}", file=sys.stderr)
 set_seed(training.seed)
 
 # 2. data: any 🤗 audio dataset, standardised (audio at the model's rate, sample_index derived)
-method = METHOD_CLASSES[training.method]  # what the method needs: heads, momentum branch, crops, front-end
+method = METHOD_CLASSES[training.method]  # what the method needs: heads, teacher, crops, front-end
 frontend = method.frontend_defaults(model_args.encoder)
 c = model_args.ecapa_channels
 config = SSPSConfig(
@@ -101,7 +101,7 @@ config = SSPSConfig(
     n_mels=model_args.n_mels or frontend["n_mels"],
     window=model_args.window or frontend["window"],
     head_type=method.head_type,
-    momentum_branch=method.needs_momentum_branch,
+    has_teacher=method.needs_teacher,
     dino_output_dim=model_args.dino_output_dim,
     swav_num_prototypes=model_args.swav_num_prototypes,
     forward_per_view=model_args.forward_per_view,
@@ -132,7 +132,7 @@ collator = MultiViewCollator(
     local_views=training.dino_local_views if method.local_views else 0,
     local_crop_samples=int(data_args.crop_seconds * rate),
     reference_samples=int(training.ssps_reference_seconds * rate) if training.ssps or training.ssps_reference_train_mode else None,
-    augment=WaveformAugment(data_args.musan_dir, data_args.rir_dir, strategy, data_args.musan_chunk_seconds) if strategy != "none" else None,
+    augment=WaveformAugment(data_args.musan_dir, data_args.rir_dir, strategy, data_args.musan_chunk_seconds, rate) if strategy != "none" else None,
     seed=training.seed,
     sampling_rate=rate,
 )

@@ -26,7 +26,7 @@ rows = {
 heads = {"simclr": "none", "moco": "none", "swav": "swav", "vicreg": "projector", "dino": "dino"}
 config = SSPSConfig(
     encoder_type="fast_resnet34", resnet_channels=(4, 8, 8, 16), resnet_layers=(1, 1, 1, 1),
-    embedding_dim=32, head_type=heads[method], momentum_branch=method in ("moco", "dino"),
+    embedding_dim=32, head_type=heads[method], has_teacher=method in ("moco", "dino"),
     projector_hidden_dim=32, projector_output_dim=16, dino_hidden_dim=32, dino_bottleneck_dim=8,
     dino_output_dim=64, swav_num_prototypes=10,
 )  # fmt: skip

@@ -1,0 +1,108 @@
+"""SSPS hyper-parameters: `SSPSArguments` and the choices of its fields (docs/method.md §11.1).
+
+A frozen dataclass beside the SSPS core (not in `training_args.py`, so the core never imports
+transformers); `SSLTrainingArguments` projects its `ssps_*` fields onto it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from .kmeans import Precision
+
+Sampling = Literal["kmeans-repr", "knn", "kmeans-centroid"]
+Weighting = Literal["uniform", "exp"]
+KMeansMode = Literal["main", "replicated"]
+QueueDtype = Literal["float32", "float16", "bfloat16"]
+Gate = Literal["none", "agreement"]
+
+
+@dataclass(frozen=True)
+class SSPSArguments:
+    """SSPS hyper-parameters (docs/method.md §11.1); defaults are the paper's headline column.
+
+    Lives here rather than in `training_args.py` so that this module stays plain torch;
+    `SSLTrainingArguments` projects its `ssps_*` fields onto it.
+    """
+
+    start_epoch: int = 100
+    sampling: Sampling = "kmeans-repr"
+    num_clusters: int = 25_000
+    kmeans_iters: int = 10
+    queue_size: int = 25_000
+    neighbour_clusters: int = 1
+    knn_k: int | None = None
+    weighting: Weighting = "uniform"
+    exp_lambda: float = 0.7
+    kmeans_mode: KMeansMode = "main"
+    log_nmi: bool = False
+    queue_dtype: QueueDtype = "float32"
+    kmeans_precision: Precision = "auto"
+    gate: Gate = "none"
+    seed: int = 1717
+
+    def __post_init__(self) -> None:
+        for name, kind in (
+            ("sampling", Sampling),
+            ("weighting", Weighting),
+            ("kmeans_mode", KMeansMode),
+            ("queue_dtype", QueueDtype),
+            ("kmeans_precision", Precision),
+            ("gate", Gate),
+        ):
+            if getattr(self, name) not in get_args(kind):
+                raise ValueError(
+                    f"SSPSArguments.{name} must be one of {get_args(kind)}, got "
+                    f"{getattr(self, name)!r}"
+                )
+        if self.start_epoch < 0:
+            raise ValueError(f"SSPSArguments.start_epoch must be >= 0, got {self.start_epoch!r}")
+        if self.queue_size < 1:
+            raise ValueError(f"SSPSArguments.queue_size must be >= 1, got {self.queue_size!r}")
+        if not self.exp_lambda > 0:
+            raise ValueError(f"SSPSArguments.exp_lambda must be > 0, got {self.exp_lambda!r}")
+        if self.sampling == "knn":
+            if self.knn_k is None or self.knn_k < 1:
+                raise ValueError(
+                    f"SSPSArguments.knn_k must be >= 1 with sampling='knn', got {self.knn_k!r}"
+                )
+            if self.knn_k > self.queue_size:
+                raise ValueError(
+                    f"SSPSArguments.knn_k ({self.knn_k!r}) cannot exceed queue_size "
+                    f"({self.queue_size!r})"
+                )
+        else:
+            if self.knn_k is not None:
+                raise ValueError(
+                    f"SSPSArguments.knn_k is only used with sampling='knn'; got knn_k="
+                    f"{self.knn_k!r} with sampling={self.sampling!r}"
+                )
+            if self.num_clusters < 1:
+                raise ValueError(
+                    f"SSPSArguments.num_clusters must be >= 1, got {self.num_clusters!r}"
+                )
+            if self.kmeans_iters < 0:
+                raise ValueError(
+                    f"SSPSArguments.kmeans_iters must be >= 0, got {self.kmeans_iters!r}"
+                )
+            if not 0 <= self.neighbour_clusters < self.num_clusters:
+                raise ValueError(
+                    "SSPSArguments.neighbour_clusters must be in [0, num_clusters - 1], got "
+                    f"{self.neighbour_clusters!r} with num_clusters={self.num_clusters!r}"
+                )
+        if self.gate != "none" and self.sampling != "kmeans-repr":
+            raise ValueError(
+                f"SSPSArguments.gate={self.gate!r} checks a queued partner against a second "
+                f"clustering: it needs sampling='kmeans-repr', got {self.sampling!r}"
+            )
+        if self.log_nmi and self.sampling == "knn":
+            raise ValueError("SSPSArguments.log_nmi needs a k-means sampling mode, not 'knn'")
+
+    @property
+    def num_candidates(self) -> int:
+        """Length of each anchor's candidate list: clusters (k-means) or neighbours (knn)."""
+        if self.sampling == "knn":
+            assert self.knn_k is not None
+            return self.knn_k
+        return max(self.neighbour_clusters, 1)

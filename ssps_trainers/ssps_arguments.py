@@ -6,8 +6,8 @@ transformers); `SSLTrainingArguments` projects its `ssps_*` fields onto it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
 
 from .kmeans import Precision
 
@@ -18,29 +18,46 @@ QueueDtype = Literal["float32", "float16", "bfloat16"]
 Gate = Literal["none", "agreement"]
 
 
+def _setting(default: Any, help: str) -> Any:
+    """A field with its command-line help: `SSLTrainingArguments` exposes it as `--ssps_<name>`."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class SSPSArguments:
     """SSPS hyper-parameters (docs/method.md §11.1); defaults are the paper's headline column.
 
-    Lives here rather than in `training_args.py` so that this module stays plain torch;
-    `SSLTrainingArguments` projects its `ssps_*` fields onto it.
+    The one definition of the SSPS settings: `SSLTrainingArguments` gets an `ssps_<name>` field
+    (same type, default and help) for each of them except `seed`, and projects them back here with
+    `ssps_arguments()`.
     """
 
-    start_epoch: int = 100
-    sampling: Sampling = "kmeans-repr"
-    num_clusters: int = 25_000
-    kmeans_iters: int = 10
-    queue_size: int = 25_000
-    neighbour_clusters: int = 1
-    knn_k: int | None = None
-    weighting: Weighting = "uniform"
-    exp_lambda: float = 0.7
-    kmeans_mode: KMeansMode = "main"
-    log_nmi: bool = False
-    queue_dtype: QueueDtype = "float32"
-    kmeans_precision: Precision = "auto"
-    gate: Gate = "none"
-    seed: int = 1717
+    start_epoch: int = _setting(100, "S: first active epoch (100; DINO 80); collection starts at S-1.")
+    sampling: Sampling = _setting("kmeans-repr", "kmeans-repr (paper), kmeans-centroid or knn (SSPS-NN).")
+    num_clusters: int = _setting(25_000, "K, k-means clusters (25,000 for 5,994 speakers).")
+    kmeans_iters: int = _setting(10, "k-means iterations (10).")
+    queue_size: int = _setting(25_000, "P, positive-queue capacity (= K; knn: 1,000,000).")
+    neighbour_clusters: int = _setting(1, "M: 0 = own cluster, >= 1 = the M nearest other clusters (1).")
+    knn_k: int | None = _setting(None, "SSPS-NN neighbours (knn only; 1-100).")
+    weighting: Weighting = _setting("uniform", "uniform (paper) or exp over neighbour ranks.")
+    exp_lambda: float = _setting(0.7, "lambda of the exp weighting (0.7).")
+    kmeans_mode: KMeansMode = _setting("main", "main (rank 0 + broadcast) or replicated.")
+    log_nmi: bool = _setting(False, "Log k-means NMI vs speaker/video labels each epoch.")
+    queue_dtype: QueueDtype = _setting(
+        "float32", "Positive-queue storage: float32 (paper) or float16/bfloat16 (saves memory; a deviation)."
+    )
+    kmeans_precision: Precision = _setting(
+        "auto",
+        "k-means E-step: auto (certified where bf16 matmuls are native, else float32; same assignments), float32 "
+        "(plain), certified (bf16 screen with a proven bound, fp32 scores for undecided rows: fp32 assignments), "
+        "bfloat16/float16 (approximate).",
+    )
+    gate: Gate = _setting(
+        "none",
+        "none (paper: every drawn pseudo-positive is used) or agreement (robust: only pairs that a second, "
+        "independently started k-means also relates; see docs/ssps_robustness.md).",
+    )
+    seed: int = 1717  # the run's --seed (not an ssps_* option)
 
     def __post_init__(self) -> None:
         for name, kind in (

@@ -7,7 +7,8 @@ best values. `remove_unused_columns=False` (batch keys are not `forward` argumen
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields, make_dataclass
 
 from transformers import TrainingArguments
 
@@ -26,8 +27,19 @@ OVERRIDDEN = {
 }  # fmt: skip
 
 
+def _ssps_fields() -> type:
+    """`ssps_<name>` for every `SSPSArguments` setting but `seed`: its type, default and help,
+    defined once there (docs/method.md §11.1)."""
+    hints = typing.get_type_hints(SSPSArguments)
+    return make_dataclass("SSPSFields", [(f"ssps_{f.name}", hints[f.name], field(default=f.default, metadata=dict(f.metadata)))
+                                         for f in fields(SSPSArguments) if f.name != "seed"])  # fmt: skip
+
+
+SSPSFields = _ssps_fields()
+
+
 @dataclass
-class SSLTrainingArguments(TrainingArguments):
+class SSLTrainingArguments(TrainingArguments, SSPSFields):  # type: ignore[misc,valid-type]
     method: str = field(
         default="simclr",
         metadata={"help": "SSL framework: simclr, moco (MoCo v2+, symmetric), swav, vicreg or dino."},
@@ -94,20 +106,6 @@ class SSLTrainingArguments(TrainingArguments):
     dino_local_views: int = field(default=4, metadata={"help": "Local 2 s crops per sample (4)."})
     # SSPS (docs/method.md §11.1)
     ssps: bool = field(default=False, metadata={"help": "Enable Self-Supervised Positive Sampling."})
-    ssps_start_epoch: int = field(default=100, metadata={"help": "S: first active epoch (100; DINO 80); collection starts at S-1."})
-    ssps_sampling: str = field(default="kmeans-repr", metadata={"help": "kmeans-repr (paper), kmeans-centroid or knn (SSPS-NN)."})
-    ssps_num_clusters: int = field(default=25000, metadata={"help": "K, k-means clusters (25,000 for 5,994 speakers)."})
-    ssps_kmeans_iters: int = field(default=10, metadata={"help": "k-means iterations (10)."})
-    ssps_queue_size: int = field(default=25000, metadata={"help": "P, positive-queue capacity (= K; knn: 1,000,000)."})
-    ssps_neighbour_clusters: int = field(default=1, metadata={"help": "M: 0 = own cluster, >= 1 = the M nearest other clusters (1)."})
-    ssps_knn_k: int | None = field(default=None, metadata={"help": "SSPS-NN neighbours (knn only; 1-100)."})
-    ssps_weighting: str = field(default="uniform", metadata={"help": "uniform (paper) or exp over neighbour ranks."})
-    ssps_exp_lambda: float = field(default=0.7, metadata={"help": "lambda of the exp weighting (0.7)."})
-    ssps_kmeans_mode: str = field(default="main", metadata={"help": "main (rank 0 + broadcast) or replicated."})
-    ssps_log_nmi: bool = field(default=False, metadata={"help": "Log k-means NMI vs speaker/video labels each epoch."})
-    ssps_queue_dtype: str = field(default="float32", metadata={"help": "Positive-queue storage: float32 (paper) or float16/bfloat16 (saves memory; a deviation)."})
-    ssps_kmeans_precision: str = field(default="auto", metadata={"help": "k-means E-step: auto (certified where bf16 matmuls are native, else float32; same assignments), float32 (plain), certified (bf16 screen with a proven bound, fp32 scores for undecided rows: fp32 assignments), bfloat16/float16 (approximate)."})
-    ssps_gate: str = field(default="none", metadata={"help": "none (paper: every drawn pseudo-positive is used) or agreement (robust: only pairs that a second, independently started k-means also relates; see docs/ssps_robustness.md)."})
     ssps_reference_seconds: float = field(default=4.0, metadata={"help": "Clean reference crop length (4 s)."})
     ssps_reference_train_mode: bool = field(default=False, metadata={"help": "Reference forward with the reference module in train mode, at every step (also without --ssps, e.g. a base run): as the reference implementation runs its DINO teacher, whose BatchNorm statistics then also see the clean 4 s crops. False: eval mode, only while SSPS collects (docs/differences.md row 2). DINO paper recipes: true."})
 
@@ -132,20 +130,5 @@ class SSLTrainingArguments(TrainingArguments):
 
     def ssps_arguments(self) -> SSPSArguments:
         """The frozen SSPS settings projected from the `ssps_*` fields."""
-        return SSPSArguments(
-            start_epoch=self.ssps_start_epoch,
-            sampling=self.ssps_sampling,  # type: ignore[arg-type]
-            num_clusters=self.ssps_num_clusters,
-            kmeans_iters=self.ssps_kmeans_iters,
-            queue_size=self.ssps_queue_size,
-            neighbour_clusters=self.ssps_neighbour_clusters,
-            knn_k=self.ssps_knn_k,
-            weighting=self.ssps_weighting,  # type: ignore[arg-type]
-            exp_lambda=self.ssps_exp_lambda,
-            kmeans_mode=self.ssps_kmeans_mode,  # type: ignore[arg-type]
-            log_nmi=self.ssps_log_nmi,
-            queue_dtype=self.ssps_queue_dtype,  # type: ignore[arg-type]
-            kmeans_precision=self.ssps_kmeans_precision,  # type: ignore[arg-type]
-            gate=self.ssps_gate,  # type: ignore[arg-type]
-            seed=self.seed,
-        )
+        settings = {f.name: getattr(self, f"ssps_{f.name}") for f in fields(SSPSArguments) if f.name != "seed"}
+        return SSPSArguments(**settings, seed=self.seed)

@@ -36,6 +36,10 @@ def test_schedules_cover_the_epochs(path: Path) -> None:
         assert start < last, f"{path.name}: the continuation must start after its base (epoch {start})"
         if get("ssps"):
             assert get("ssps_start_epoch") == start, f"{path.name}: SSPS must start where the base stops ({start})"
+    if get("ssps") and get("method") == "dino" and path.parent.name != "demo":
+        # 2 x 65,536-d positives: the half-precision queue is the recommended, explicit setting
+        # (benchmarks/bench_queue_precision.py: 6.1 instead of 12.2 GiB, target KL <= 2e-7)
+        assert recipe.get("ssps_queue_dtype") == "float16", f"{path.name}: state ssps_queue_dtype"
 
 
 def test_the_method_registry_is_the_one_source() -> None:

@@ -1,7 +1,8 @@
 """SSPS speed: per-step sample + substitute + push at paper scale, and k-means vs faiss-cpu.
 
-    python benchmarks/bench_ssps.py [--repeats 5] [--skip_paper_scale] [--json out.json]
+    python benchmarks/bench_ssps.py [--repeats 5] [--skip_paper_scale] [--skip_dino] [--quick] [--json out.json]
 
+SSPS-NN rows: our chunked draw over a full 1M queue vs the bare similarity matmul (its floor).
 Step rows: our vectorised SSPS (CSR grouping, docs/method.md §17.3) vs a per-anchor loop written like the
 reference implementation (for each anchor, scan the queue for members of the chosen cluster and
 draw one; Python loop over samples), on the same state. Paper scale: N = 1,092,009 utterances,
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import time
 
@@ -30,6 +32,7 @@ parser.add_argument("--loop_repeats", type=int, default=2)
 parser.add_argument("--skip_paper_scale", action="store_true")
 parser.add_argument("--skip_dino", action="store_true")
 parser.add_argument("--json", type=str, default=None)
+parser.add_argument("--quick", action="store_true", help="Only the smallest k-means row (a check that the script runs).")
 args = parser.parse_args()
 device = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -37,6 +40,19 @@ device = "cuda" if torch.cuda.is_available() else "cpu"
 def sync() -> None:
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def reset_peak() -> None:
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> float:
+    """CUDA: max allocated since the last reset_peak(). CPU: the process's peak RSS so far (it only
+    grows, so a row's value includes everything before it; the rows run in the printed order)."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
 
 
 def median_time(fn, repeats: int) -> float:
@@ -73,6 +89,7 @@ def loop_reference_sample(ssps: SSPS, indices: torch.Tensor, generator: torch.Ge
 
 
 def step_rows(name: str, num_samples: int, clusters: int, batch: int, n_pos: int, d_pos: int):
+    reset_peak()
     ssps_args = SSPSArguments(start_epoch=1, num_clusters=clusters, queue_size=clusters, neighbour_clusters=1)
     ssps = SSPS(num_samples, 512, (n_pos, d_pos), ssps_args, device=device)
     g = torch.Generator(device=device).manual_seed(0)
@@ -105,14 +122,48 @@ def step_rows(name: str, num_samples: int, clusters: int, batch: int, n_pos: int
 
     ours()  # warm-up
     t_ours = median_time(ours, args.repeats)
+    m_ours = peak_gib()
     t_loop = median_time(loop, args.loop_repeats)
     return [
-        {"bench": f"SSPS step, {name}", "impl": "ours (vectorised)", "seconds": t_ours},
-        {"bench": f"SSPS step, {name}", "impl": "per-anchor loop (reference style)", "seconds": t_loop},
+        {"bench": f"SSPS step, {name}", "impl": "ours (vectorised)", "seconds": t_ours, "peak_gib": m_ours},
+        {"bench": f"SSPS step, {name}", "impl": "per-anchor loop (reference style)", "seconds": t_loop, "peak_gib": peak_gib()},
+    ]
+
+
+def knn_rows(name: str, queue_size: int, batch: int, knn_k: int = 10):
+    """SSPS-NN draw over a full queue of `queue_size` references vs its GEMM floor: the (b, P)
+    similarity matmul alone, which any exact nearest-neighbour draw must do."""
+    reset_peak()
+    ssps_args = SSPSArguments(start_epoch=1, sampling="knn", knn_k=knn_k, queue_size=queue_size)
+    ssps = SSPS(queue_size + batch, 512, (1, 512), ssps_args, device=device)
+    g = torch.Generator(device=device).manual_seed(0)
+    for start in range(0, queue_size, 65536):
+        index = torch.arange(start, min(start + 65536, queue_size), device=device)
+        values = F.normalize(torch.randn(index.numel(), 512, device=device, generator=g), dim=1)
+        ssps.push(index, values, values[None])
+    indices = torch.arange(queue_size, queue_size + batch, device=device)
+    reference = F.normalize(torch.randn(batch, 512, device=device, generator=g), dim=1)
+    keys = ssps.queue_reference
+
+    def ours() -> None:
+        ssps.sample(indices, g, reference)
+
+    def floor() -> None:
+        for start in range(0, queue_size, 1 << 17):  # chunked like ours, so both stay cache-friendly
+            reference @ keys[start : start + (1 << 17)].T
+
+    ours()
+    t_ours = median_time(ours, args.repeats)
+    m_ours = peak_gib()
+    t_floor = median_time(floor, args.repeats)
+    return [
+        {"bench": f"SSPS-NN draw, {name}", "impl": f"ours (chunked top-{knn_k} + merge)", "seconds": t_ours, "peak_gib": m_ours},
+        {"bench": f"SSPS-NN draw, {name}", "impl": "GEMM floor (similarities only)", "seconds": t_floor, "peak_gib": peak_gib()},
     ]
 
 
 def kmeans_rows(n: int, k: int, d: int, iters: int = 10):
+    reset_peak()
     g = torch.Generator().manual_seed(0)
     # clustered data: k/4 true centres with noise, unit norm
     centres = F.normalize(torch.randn(max(k // 4, 1), d, generator=g), dim=1)
@@ -124,7 +175,7 @@ def kmeans_rows(n: int, k: int, d: int, iters: int = 10):
         lambda: spherical_kmeans(xd, k, iters, torch.Generator(device=device).manual_seed(1)),
         max(1, args.repeats // 2),
     )
-    rows.append({"bench": f"k-means N={n} K={k} D={d} it={iters}", "impl": "ours (torch, fp32)", "seconds": t_ours})
+    rows.append({"bench": f"k-means N={n} K={k} D={d} it={iters}", "impl": "ours (torch, fp32)", "seconds": t_ours, "peak_gib": peak_gib()})
     fp32 = spherical_kmeans(xd, k, iters, torch.Generator(device=device).manual_seed(1))
     # same init for every variant: agreement of the final assignments with the fp32 E-step
     for precision, label in (("certified", "certified: bf16 screen, fp32 for undecided rows"), ("bfloat16", "bf16 E-step")):
@@ -136,7 +187,7 @@ def kmeans_rows(n: int, k: int, d: int, iters: int = 10):
         )
         rows.append({"bench": f"k-means N={n} K={k} D={d} it={iters}",
                      "impl": f"ours ({label}; {100 * agreement:.2f}% same assignments as fp32)",
-                     "seconds": seconds})  # fmt: skip
+                     "seconds": seconds, "peak_gib": peak_gib()})  # fmt: skip
     try:
         import faiss
     except ImportError:
@@ -150,7 +201,7 @@ def kmeans_rows(n: int, k: int, d: int, iters: int = 10):
         km.index.search(xn, 1)  # the final assignment, as ours returns
 
     t_faiss = median_time(run_faiss, max(1, args.repeats // 2))
-    rows.append({"bench": f"k-means N={n} K={k} D={d} it={iters}", "impl": "faiss-cpu", "seconds": t_faiss})
+    rows.append({"bench": f"k-means N={n} K={k} D={d} it={iters}", "impl": "faiss-cpu", "seconds": t_faiss, "peak_gib": peak_gib()})
     return rows
 
 
@@ -159,8 +210,15 @@ if not args.skip_paper_scale:
     rows += step_rows("paper scale SimCLR B=256", 1_092_009, 25_000, 256, 1, 512)
     if not args.skip_dino:
         rows += step_rows("paper scale DINO B=128", 1_092_009, 25_000, 128, 2, 65_536)
-rows += kmeans_rows(20_000, 2_000, 192)
-rows += kmeans_rows(100_000, 5_000, 192)
+if not args.skip_paper_scale:
+    if not args.skip_dino:
+        rows += step_rows("DINO 4096-d B=128", 1_092_009, 25_000, 128, 2, 4096)
+    rows += knn_rows("queue 1M, B=256", 1_000_000, 256)
+if args.quick:
+    rows += knn_rows("queue 50k, B=64", 50_000, 64)
+rows += kmeans_rows(20_000, 2_000, 192) if not args.quick else kmeans_rows(5_000, 500, 64)
+if not args.quick:
+    rows += kmeans_rows(100_000, 5_000, 192)
 
 
 
@@ -185,12 +243,13 @@ auto = "certified" if _bf16_matmul_is_native(torch.device(device)) else "float32
 print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
       f"cpu={platform.processor() or platform.machine()} kind={cpu_kind()} kmeans auto precision={auto} "
       f"repeats={args.repeats} (median)")  # fmt: skip
-# the peer of each benchmark is its reference-style loop or faiss-cpu row; < 1 means ours is faster
-peer = {r["bench"]: r["seconds"] for r in rows if r["impl"].startswith(("per-anchor", "faiss"))}
-print("\n| benchmark | implementation | median time | time / peer |\n|---|---|---|---|")
+# the peer of each benchmark is its reference-style loop, faiss-cpu or GEMM-floor row; < 1 means ours is faster
+peer = {r["bench"]: r["seconds"] for r in rows if r["impl"].startswith(("per-anchor", "faiss", "GEMM floor"))}
+memory = "CUDA max allocated (GiB)" if device == "cuda" else "process peak RSS so far (GiB)"
+print(f"\n| benchmark | implementation | median time | time / peer | {memory} |\n|---|---|---|---|---|")
 for r in rows:
     ratio = f"{r['seconds'] / peer[r['bench']]:.2f}" if r["bench"] in peer else "-"
-    print(f"| {r['bench']} | {r['impl']} | {1000 * r['seconds']:.1f} ms | {ratio} |")
+    print(f"| {r['bench']} | {r['impl']} | {1000 * r['seconds']:.1f} ms | {ratio} | {r.get('peak_gib', float('nan')):.2f} |")
 if args.json:
     with open(args.json, "w") as f:
         json.dump({"device": device, "torch": torch.__version__, "rows": rows}, f, indent=2)

@@ -1,10 +1,12 @@
 """The main job on the embedded demo corpus: does SSPS remove the channel shortcut?
 
     ssps-demo [--quick] [--output_dir outputs/demo]      (python scripts/demo.py in a checkout)
+    ssps-demo --method dino --output_dir outputs/demo_dino   (the same job with DINO)
 
 1. synthesise the demo corpus (VoxCeleb layout, per-session channels) and augmentation sets
 2. prepare 🤗 datasets (Arrow + parquet) with prepare_voxceleb.py
-3. train a SimCLR base model (recipe demo/simclr)
+3. train a SimCLR base model (recipe demo/simclr; --method dino: demo/dino, about 8x the
+   SimCLR step cost on a CPU)
 4. diagnose the bootstrap without labels (diagnose_ssps.py) and print the verdict: will the
    paper's SSPS help? It picks the SSPS setting of step 6.
 5. fill the SSPS stores on the base checkpoint (fill_ssps_queues.py, the published recipe)
@@ -50,6 +52,8 @@ parser.add_argument("--corpus_seed", type=int, default=1717, help="Seed of the s
 parser.add_argument("--compare_paper", action="store_true", help="Also run the paper's SSPS (no gate) as a third continuation (+5 min).")
 parser.add_argument("--voice_spread", type=float, default=1.0, help="synth voices: 1 the demo corpus, 0.5 a harder one of more similar voices.")
 parser.add_argument("--seed", type=int, default=1717, help="Training seed of every run (model init, crops, augmentation, SSPS draws).")
+parser.add_argument("--method", choices=["simclr", "dino"], default="simclr",
+                    help="SSL framework of every run: the recipes demo/<method>[_baseline|_ssps|_ssps_paper].")
 args = parser.parse_args()
 out = args.output_dir
 start = time.perf_counter()
@@ -93,12 +97,12 @@ data = ["--dataset", str(prepared / "train"), "--musan_dir", str(augment / "musa
 # 3. base SSL
 base = out / "base"
 if not (base / "final").exists():
-    run("train", "--recipe", "demo/simclr", *data, "--output_dir", str(base),
+    run("train", "--recipe", f"demo/{args.method}", *data, "--output_dir", str(base),
         "--num_train_epochs", str(base_epochs), *overrides)  # fmt: skip
 base_checkpoint = latest_complete_checkpoint(base) or last_checkpoint(base)
 
 # 4. label-free diagnostic of the bootstrap: the verdict before any SSPS continuation
-ssps_settings = load_recipe(resolve_recipe("demo/simclr_ssps"))
+ssps_settings = load_recipe(resolve_recipe(f"demo/{args.method}_ssps"))
 clusters, queue = ("6", "8") if args.quick else (str(ssps_settings["ssps_num_clusters"]), str(ssps_settings["ssps_queue_size"]))
 diagnosis = out / "diagnosis.json"
 if not diagnosis.exists():
@@ -112,15 +116,16 @@ print(f"bootstrap diagnostic: {VERDICT_STATISTIC} {diagnosed[VERDICT_STATISTIC]:
 ssps_flags = ["--ssps", "--ssps_start_epoch", str(base_epochs), "--ssps_num_clusters", clusters, "--ssps_queue_size", queue]
 if "ssps" not in ssl_state_sections(base_checkpoint):
     run("fill_ssps_queues", "--checkpoint", str(base_checkpoint), "--dataset", str(prepared / "train"),
-        "--method", "simclr", "--output_dir", str(out / "fill"), "--use_cpu", "--report_to", "none", "--seed", str(args.seed),
+        "--method", args.method, "--output_dir", str(out / "fill"), "--use_cpu", "--report_to", "none", "--seed", str(args.seed),
         *ssps_flags)  # fmt: skip
 
 # 6. equal-epoch continuations: the baseline, and the SSPS setting the diagnostic recommends
 # (the paper's SSPS when the bootstrap is likely good enough, else the agreement gate)
+LABEL = {"simclr": "SimCLR", "dino": "DINO"}[args.method]
 SETTINGS = {  # name: (recipe, extra flags, table label)
-    "baseline": ("demo/simclr_baseline", [], "SimCLR baseline"),
-    "ssps": ("demo/simclr_ssps", ssps_flags, "SimCLR + SSPS, agreement gate"),
-    "ssps_paper": ("demo/simclr_ssps_paper", ssps_flags, "SimCLR + SSPS, paper"),
+    "baseline": (f"demo/{args.method}_baseline", [], f"{LABEL} baseline"),
+    "ssps": (f"demo/{args.method}_ssps", ssps_flags, f"{LABEL} + SSPS, agreement gate"),
+    "ssps_paper": (f"demo/{args.method}_ssps_paper", ssps_flags, f"{LABEL} + SSPS, paper"),
 }
 recommended = "ssps_paper" if paper_ssps_recommended(diagnosed) else "ssps"
 chosen = ["baseline", "ssps", "ssps_paper"] if args.compare_paper else ["baseline", recommended]
@@ -155,7 +160,7 @@ for name in RUNS:
 corpus_report = json.loads((corpus / "corpus.json").read_text())
 speakers = corpus_report["train_speakers"]
 print(f"\nDemo ({preset} corpus, {corpus_report['train_utterances']} training utterances, {speakers} speakers; "
-      f"SimCLR base {base_epochs} epochs, then +{extra_epochs} epochs each; seed {args.seed})\n")  # fmt: skip
+      f"{LABEL} base {base_epochs} epochs, then +{extra_epochs} epochs each; seed {args.seed})\n")  # fmt: skip
 print(f"Bootstrap diagnostic (label-free): {VERDICT_STATISTIC} {diagnosed[VERDICT_STATISTIC]:.3f} (threshold {VERDICT_THRESHOLD}): "
       f"the paper's SSPS is {diagnosed['verdict']}; recommended: {SETTINGS[recommended][2]}\n")  # fmt: skip
 print("| model | cross-session EER (%) | minDCF 0.01 | minDCF 0.05 | same-session EER (%) | pseudo-pos. same speaker | pseudo-pos. same session | coverage |")

@@ -37,7 +37,7 @@ CORPORA = {
     "tts": ["--backend", "tts", "--corpus_seed", "1717"],
 }
 DEMO_SSPS = json.loads((REPO / "configs" / "demo" / "simclr_ssps.json").read_text())  # the K and M the demo uses
-SETTINGS = {"baseline": "baseline", "ssps": "SSPS + agreement gate", "ssps_paper": "SSPS, paper"}
+SETTINGS = {"baseline": "no SSPS (baseline)", "ssps": "SSPS + agreement gate", "ssps_paper": "SSPS, paper"}
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
 parser.add_argument("--output_dir", type=Path, default=Path("outputs/study"))
@@ -76,8 +76,9 @@ for corpus in args.corpora:
         if summary.exists():
             rows.append((corpus, seed, json.loads(summary.read_text())))
 def recommended(summary: dict) -> str:
-    """The setting the label-free verdict picks (the rule of scripts/demo.py)."""
-    return "ssps_paper" if paper_ssps_recommended(summary["diagnosis"]) else "ssps"
+    """The setting the label-free verdict picks (the rule of scripts/demo.py): the paper's SSPS when
+    it is likely to help, else no SSPS (the baseline continuation)."""
+    return "ssps_paper" if paper_ssps_recommended(summary["diagnosis"]) else "baseline"
 
 
 def eer(summary: dict, key: str) -> float:

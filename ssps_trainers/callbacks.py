@@ -111,8 +111,8 @@ class SSPSEpochCallback(TrainerCallback):
                 logger.warning(
                     f"SSPS epoch {epoch}: only {agreement:.0%} of pseudo-positive pairs agree across two "
                     f"k-means starts (< {MIN_SEED_AGREEMENT:.0%}): the bootstrap is weak and the paper's SSPS "
-                    "is likely to make the encoder worse; check it with scripts/diagnose_ssps.py, or use "
-                    "--ssps_gate agreement (docs/ssps_robustness.md)"
+                    "is likely to make the encoder worse; check it with scripts/diagnose_ssps.py and, if it "
+                    "agrees, continue without SSPS (docs/ssps_robustness.md)"
                 )
             self.log(stats)
 

@@ -51,7 +51,7 @@ MIN_SEED_AGREEMENT = 0.3
 
 def paper_ssps_recommended(stats: dict[str, float]) -> bool:
     """The verdict for `bootstrap_diagnostics` output: True when the paper's SSPS (no gate)
-    is expected to help, False when the agreement gate is the safer setting."""
+    is expected to help, False when it is expected to hurt (then: no SSPS, docs/ssps_robustness.md)."""
     return stats[VERDICT_STATISTIC] >= VERDICT_THRESHOLD
 
 

@@ -10,9 +10,9 @@ the label-free statistics of `ssps_trainers.ssps_diagnostics` with a verdict; wh
 `--checkpoint`s give one row each (e.g. the epochs of a base run). The verdict reads
 `ssps_trainers.ssps_diagnostics.paper_ssps_recommended` (a threshold on one label-free
 statistic): when it holds the paper's SSPS is recommended (`--ssps_gate none`); below it the paper's
-SSPS is likely to hurt, and the recommendation is `--ssps_gate agreement` (only pairs that a
-second clustering confirms are substituted) or a longer base. docs/ssps_robustness.md has the
-validation behind the threshold.
+SSPS is likely to hurt, and the recommendation is no SSPS (continue the base without it, or train
+it longer and diagnose again; the agreement gate, `--ssps_gate agreement`, never beat the
+baseline in our runs). docs/ssps_robustness.md has the validation behind the threshold.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ for folder in tqdm(args.checkpoint, desc="diagnosing", disable=len(args.checkpoi
                                   args.ssps_kmeans_iters, seed=args.seed, speaker=speaker, session=session)  # fmt: skip
     helps = paper_ssps_recommended(stats)
     stats["verdict"] = "likely to help" if helps else "likely to hurt"
-    stats["recommended_gate"] = "none" if helps else "agreement"
+    stats["recommended"] = "paper SSPS" if helps else "no SSPS"
     report.append({"checkpoint": str(folder), **stats})
 
 columns = [
@@ -118,7 +118,8 @@ for row in report:
     print(f"| {Path(row['checkpoint']).name} | " + " | ".join(f"{row[c]:.3f}" for c in shown) + f" | {row['verdict']} |")
 last = report[-1]
 print(f"\nverdict: the paper's SSPS is {last['verdict']} ({VERDICT_STATISTIC} {last[VERDICT_STATISTIC]:.3f}, threshold {VERDICT_THRESHOLD}); "
-      f"recommended: --ssps_gate {last['recommended_gate']}")  # fmt: skip
+      "recommended: " + ("the paper's SSPS (--ssps_gate none)" if last["recommended"] == "paper SSPS" else
+                         "no SSPS (continue without --ssps, or train the base longer and diagnose again)"))  # fmt: skip
 if args.output:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     temporary = args.output.with_suffix(".tmp")

@@ -127,7 +127,7 @@ class RingQueue(nn.Module):
         self.index_slot.index_add_(0, old_safe, torch.where(stale, -1 - slots, 0))
         # 2. write the slots
         self.slot_index[slots] = indices
-        self.values[:, slots] = values.to(self.values.dtype)
+        self.values.index_copy_(1, slots, values.to(self.values.dtype))  # in place; slots are distinct
         # 3. point each sample at its (last) new slot
         self.index_slot[indices] = slots[last_occurrence(indices)]
         self.pointer.add_(batch).remainder_(self.capacity)

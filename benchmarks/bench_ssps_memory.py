@@ -36,7 +36,6 @@ REFRESH_PEAK_TABLES = 2.01  # measured by this script (200k x 512, median of 3):
 
 
 def budget() -> None:
-    import json as _json
     from pathlib import Path
 
     import torch
@@ -54,7 +53,7 @@ def budget() -> None:
     for path in sorted(recipes.glob("*/*_ssps*.json")):
         if path.parent.name == "demo":
             continue
-        recipe = _json.loads(path.read_text())
+        recipe = json.loads(path.read_text())
         known = {k: v for k, v in recipe.items() if k in SSLTrainingArguments.__dataclass_fields__}
         training = SSLTrainingArguments(output_dir="/tmp/unused", **known)
         method = METHOD_CLASSES[training.method]

@@ -1,9 +1,9 @@
 """Every seed a run derives from its `--seed`, in one place: one function per random stream.
 
-The mixes are fixed large-prime combinations. They are kept as they are because changing one
-changes every seeded run (the figures in docs/ssps_robustness.md were produced with them); a
-stream has its own function so that two streams never share a seed for the same counters by
-accident. The collator seeds numpy from the tuple (seed, epoch, sample index) directly
+The mixes are fixed combinations. They are kept as they are because changing one changes every
+seeded run (the figures in docs/ssps_robustness.md were produced with them). One function per
+stream names what each seed is for; it does not make the streams provably disjoint (two streams
+may meet for some counters). The collator seeds numpy from the tuple (seed, epoch, sample index) directly
 (`numpy.random.default_rng` mixes a tuple itself).
 """
 
@@ -23,6 +23,11 @@ def kmeans_start(seed: int, epoch: int, stream: int) -> int:
 def pool_partners(seed: int, epoch: int) -> int:
     """The partners drawn to measure an epoch's label-free pool agreement."""
     return seed + epoch
+
+
+def diagnostic_start(seed: int, clustering: int) -> int:
+    """The k-means starts of `bootstrap_diagnostics`: clustering 0, 1, 2."""
+    return seed + clustering
 
 
 def shuffle_bn(seed: int, step: int) -> int:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import torch
 
 from .kmeans import neighbour_table, spherical_kmeans
+from .seeds import diagnostic_start
 
 NEIGHBOURS = 10
 # The verdict: the paper's SSPS is recommended when this label-free statistic of the bootstrap
@@ -140,9 +141,9 @@ def bootstrap_diagnostics(
     second = torch.nn.functional.normalize(second.float(), dim=1)
     n = first.shape[0]
     m = max(neighbour_clusters, 1)
-    a_assign, a_nb = _cluster(first, num_clusters, neighbour_clusters, kmeans_iters, seed)
-    b_assign, b_nb = _cluster(second, num_clusters, neighbour_clusters, kmeans_iters, seed + 1)
-    s_assign, s_nb = _cluster(first, num_clusters, neighbour_clusters, kmeans_iters, seed + 2)
+    a_assign, a_nb = _cluster(first, num_clusters, neighbour_clusters, kmeans_iters, diagnostic_start(seed, 0))
+    b_assign, b_nb = _cluster(second, num_clusters, neighbour_clusters, kmeans_iters, diagnostic_start(seed, 1))
+    s_assign, s_nb = _cluster(first, num_clusters, neighbour_clusters, kmeans_iters, diagnostic_start(seed, 2))
     assert a_nb.shape[1] == m
     generator = torch.Generator().manual_seed(seed)
     anchors = torch.arange(n).repeat(draws)

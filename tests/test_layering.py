@@ -1,6 +1,7 @@
 """Import direction scripts -> ssps_trainers -> modeling_ssps (docs/architecture.md §1), checked on the source."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,10 +101,31 @@ def test_the_sampling_rate_is_one_fact() -> None:
     from ssps_trainers.corpus import SAMPLING_RATE as TRAIN_TIME
 
     assert USE_TIME == TRAIN_TIME == SSPSConfig().sampling_rate == SSPSFeatureExtractor().sampling_rate
-    literal = [f"{p.relative_to(REPO_ROOT)}:{n}" for package in ("modeling_ssps", "ssps_trainers") for p in sources(package)
-               for n, line in enumerate(p.read_text().splitlines(), 1)
+    literal = [(str(p.relative_to(REPO_ROOT)), line.strip()) for package in ("modeling_ssps", "ssps_trainers") for p in sources(package)
+               for line in p.read_text().splitlines()
                if ("16000" in line or "16_000" in line) and not line.lstrip().startswith((">>>", "#"))]  # fmt: skip
-    expected = ["modeling_ssps/configuration_ssps.py:17", "ssps_trainers/corpus.py:24",  # the two definitions
-                "modeling_ssps/feature_extraction_ssps.py:45",  # a doctest's output (a shape)
-                "ssps_trainers/cli/export_onnx.py:51"]  # a sample count of the tracing example
-    assert sorted(literal) == sorted(expected), literal
+    expected = {
+        "modeling_ssps/configuration_ssps.py": "SAMPLING_RATE = 16000",  # the two definitions
+        "ssps_trainers/corpus.py": "SAMPLING_RATE = 16000",
+        "modeling_ssps/feature_extraction_ssps.py": "(torch.Size([2, 16000]), [16000, 8000])",  # a doctest's output
+        "ssps_trainers/cli/export_onnx.py": "example_mask[1, 16000:] = 0",  # a sample count of the tracing example
+    }
+    assert sorted(path for path, _ in literal) == sorted(expected), literal
+    assert all(expected[path] == line for path, line in literal), literal
+
+
+SEED_MIX = re.compile(r"seed\s*[*+]|[*+]\s*(self\.args\.|args\.|training\.)?seed\b")
+
+
+def hand_mixed_seeds(path: Path) -> list[int]:
+    """Lines of a file that derive a seed by arithmetic instead of through seeds.py."""
+    return [n for n, line in enumerate(path.read_text().splitlines(), 1) if SEED_MIX.search(line.split("#")[0])]
+
+
+def test_derived_seeds_come_from_one_module(tmp_path: Path) -> None:
+    """Every seed a run derives from --seed is a function of ssps_trainers/seeds.py."""
+    found = {str(p.relative_to(REPO_ROOT)): hand_mixed_seeds(p) for p in sources("ssps_trainers") if p.name != "seeds.py"}
+    assert {path: lines for path, lines in found.items() if lines} == {}
+    bad = tmp_path / "bad.py"  # the checker sees what it forbids
+    bad.write_text("g.manual_seed(self.args.seed * 7919 + step)\nx = seed + 1\nseeds.kmeans_start(seed, 1, 0)\n")
+    assert hand_mixed_seeds(bad) == [1, 2]

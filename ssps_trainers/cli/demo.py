@@ -5,8 +5,8 @@
 
 1. synthesise the demo corpus (VoxCeleb layout, per-session channels) and augmentation sets
 2. prepare 🤗 datasets (Arrow + parquet) with prepare_voxceleb.py
-3. train a SimCLR base model (recipe demo/simclr; --method dino: demo/dino, about 8x the
-   SimCLR step cost on a CPU)
+3. train a SimCLR base model (recipe demo/simclr; --method dino: demo/dino, whose step
+   costs several SimCLR steps on a CPU)
 4. diagnose the bootstrap without labels (diagnose_ssps.py) and print the verdict: will the
    paper's SSPS help? It picks the SSPS setting of step 6.
 5. fill the SSPS stores on the base checkpoint (fill_ssps_queues.py, the published recipe)

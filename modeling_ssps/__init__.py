@@ -23,6 +23,7 @@ from .modeling_ssps import (
     SSPSPreTrainingOutput,
     SwAVPrototypes,
     count_parameters,
+    rename_legacy_keys,
 )
 from .pipeline_ssps import SpeakerVerificationPipeline
 
@@ -56,4 +57,5 @@ __all__ = [
     "SSPSModelOutput",
     "SSPSPreTrainedModel",
     "count_parameters",
+    "rename_legacy_keys",
 ]

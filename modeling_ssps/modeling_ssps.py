@@ -20,6 +20,7 @@ Architectures adapted (re-written) from:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -562,6 +563,16 @@ class SSPSModelOutput(ModelOutput):
 LEGACY_KEY_MAPPING = {r"^ssps\.": "student."}
 
 
+def rename_legacy_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state_dict` with `LEGACY_KEY_MAPPING` applied to its names (today's names unchanged)."""
+    renamed = {}
+    for key, value in state_dict.items():
+        for pattern, replacement in LEGACY_KEY_MAPPING.items():
+            key = re.sub(pattern, replacement, key)
+        renamed[key] = value
+    return renamed
+
+
 class SSPSPreTrainedModel(PreTrainedModel):
     """Weight initialisation and loading glue shared by SSPS models."""
 
@@ -836,4 +847,5 @@ __all__ = [
     "SSPSModelOutput",
     "SSPSPreTrainedModel",
     "count_parameters",
+    "rename_legacy_keys",
 ]

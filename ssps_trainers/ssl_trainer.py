@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 from transformers import Trainer
+from transformers.utils import SAFE_WEIGHTS_NAME
 
-from modeling_ssps import SSPSForPreTraining
+from modeling_ssps import SSPSForPreTraining, rename_legacy_keys
 
 from . import dist, seeds
 from .audio_datasets import utterance_names
@@ -327,6 +329,24 @@ class SSLTrainer(Trainer):
                 f"{path} has no 'ssps' section, but epoch {epoch} already uses SSPS: it is a base "
                 "checkpoint, run scripts/fill_ssps_queues.py on it first"
             )
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        """Load a checkpoint's weights whole, or refuse. The Trainer's own loader accepts missing
+        and unexpected names with a log line; a checkpoint saved before the student was renamed
+        (`ssps.*`) then resumed with freshly initialised weights. Old names are mapped
+        (`rename_legacy_keys`); any other mismatch is an error naming the file."""
+        weights = Path(resume_from_checkpoint) / SAFE_WEIGHTS_NAME
+        if model is not None or not weights.is_file():  # sharded, FSDP or SageMaker: the Trainer's path
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        state = rename_legacy_keys(load_file(str(weights), device="cpu"))
+        result = self.model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise ValueError(
+                f"{weights} does not hold this model's weights: missing {len(result.missing_keys)} "
+                f"(e.g. {result.missing_keys[:3]}), unexpected {len(result.unexpected_keys)} "
+                f"(e.g. {result.unexpected_keys[:3]}); was it saved with another configuration?"
+            )
+        return None
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
         if resume_from_checkpoint is True:

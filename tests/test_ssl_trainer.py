@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import TrainerControl, TrainerState
 
 from modeling_ssps import SSPSConfig, SSPSForPreTraining
@@ -279,3 +279,31 @@ def test_reference_forward_in_train_mode_moves_the_teacher_batchnorm(ssps, tiny_
         tracked = [b for name, b in trainer.model.teacher.named_buffers() if name.endswith("num_batches_tracked")]
         counts[flag] = int(tracked[0])
     assert counts == {False: 1, True: 2}  # one teacher forward (global crops), plus the reference crops
+
+
+def test_resume_from_a_checkpoint_with_the_old_weight_names_is_exact(tiny_wav_rows, tmp_path) -> None:
+    """A checkpoint saved before the student was renamed (`ssps.*`) resumes with its weights; the
+    Trainer's own loader only logged the mismatch and went on from freshly initialised ones."""
+    full = make_trainer("simclr", tiny_wav_rows, tmp_path / "full")
+    full.train()
+    interrupted = make_trainer("simclr", tiny_wav_rows, tmp_path / "resumed", stop_at_epoch=1)
+    interrupted.train()
+    weights = tmp_path / "resumed" / "checkpoint-2" / "model.safetensors"
+    state = load_file(str(weights))
+    assert any(k.startswith("student.") for k in state)
+    save_file({"ssps." + k[len("student."):] if k.startswith("student.") else k: v for k, v in state.items()},
+              str(weights), metadata={"format": "pt"})  # fmt: skip
+    resumed = make_trainer("simclr", tiny_wav_rows, tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=True)
+    assert losses(resumed)[3] == pytest.approx(losses(full)[3], rel=1e-5)
+
+
+def test_resume_refuses_weights_of_another_model(tiny_wav_rows, tmp_path) -> None:
+    interrupted = make_trainer("simclr", tiny_wav_rows, tmp_path, stop_at_epoch=1)
+    interrupted.train()
+    weights = tmp_path / "checkpoint-2" / "model.safetensors"
+    state = load_file(str(weights))
+    save_file({k: v for k, v in state.items() if "stem" not in k}, str(weights), metadata={"format": "pt"})
+    resumed = make_trainer("simclr", tiny_wav_rows, tmp_path)
+    with pytest.raises(ValueError, match=r"checkpoint-2/model\.safetensors does not hold this model's weights"):
+        resumed.train(resume_from_checkpoint=True)

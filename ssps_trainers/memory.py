@@ -127,7 +127,12 @@ class RingQueue(nn.Module):
         self.index_slot.index_add_(0, old_safe, torch.where(stale, -1 - slots, 0))
         # 2. write the slots
         self.slot_index[slots] = indices
-        self.values.index_copy_(1, slots, values.to(self.values.dtype))  # in place; slots are distinct
+        # in place (slots are distinct), as rows of the flattened (n_pos * capacity, dim) view:
+        # each written slot is one contiguous row copy
+        n_pos, capacity, dim = self.values.shape
+        rows = (torch.arange(n_pos, device=slots.device)[:, None] * capacity + slots[None, :]).reshape(-1)
+        flat = values.to(self.values.dtype).reshape(n_pos * batch, dim)
+        self.values.view(n_pos * capacity, dim).index_copy_(0, rows, flat)
         # 3. point each sample at its (last) new slot
         self.index_slot[indices] = slots[last_occurrence(indices)]
         self.pointer.add_(batch).remainder_(self.capacity)

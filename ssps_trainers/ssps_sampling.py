@@ -69,14 +69,13 @@ def sample_from_clusters(
     owner_cluster = assignment[owner]
     usable = queue.current() & (owner_cluster >= 0)
     bucket = torch.where(usable, owner_cluster, num_clusters)  # (P,)
-    order = torch.argsort(bucket, stable=True)  # slots grouped by cluster
-    counts = torch.bincount(bucket, minlength=num_clusters + 1)[:num_clusters]
+    order, counts = group_by_cluster(bucket, chosen, num_clusters, only_chosen=bucket.device.type == "cpu")
     starts = torch.cumsum(counts, 0) - counts  # exclusive cumsum
 
     count = counts[chosen]  # (b,)
     uniform = torch.rand(batch, generator=generator, device=indices.device)
     offset = torch.minimum((uniform * count).long(), (count - 1).clamp(min=0))
-    position = (starts[chosen] + offset).clamp(max=queue.capacity - 1)
+    position = (starts[chosen] + offset).clamp(max=order.shape[0] - 1)
     slots = order[position]
     partner = queue.slot_index[slots]
     drawn = eligible & (count > 0) & (partner != indices)
@@ -87,6 +86,32 @@ def sample_from_clusters(
         checked = (check_assignment[indices] >= 0) & (check_assignment[partner] >= 0)
         valid = drawn & checked & relation_holds(check_assignment, check_neighbours, indices, partner)
     return SampledPositives(slots, valid, eligible, torch.where(eligible, count, 0), drawn)
+
+
+def group_by_cluster(
+    bucket: torch.Tensor, chosen: torch.Tensor, num_clusters: int, only_chosen: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSR grouping of queue slots by cluster: `order` lists slots cluster by cluster (slot order
+    within a cluster) and `counts` (K,) the members of each cluster, for the clusters in `chosen`.
+
+    `only_chosen=False` groups the whole queue (one stable sort of P keys, no host sync: the GPU
+    path). `only_chosen=True` first keeps the slots whose cluster some anchor chose (about b of
+    them), then sorts those: the same `order` restricted to the chosen clusters, the same counts
+    for them, and the same draws, without sorting P keys on a CPU (1.8 ms at P = 25,000 here).
+    `nonzero` waits for the device, so this path is for CPUs. `order` is never empty."""
+    if only_chosen:
+        wanted = torch.zeros(num_clusters + 1, dtype=torch.bool, device=bucket.device)
+        wanted[chosen] = True
+        members = torch.nonzero(wanted[bucket]).squeeze(1)  # slots in slot order
+        member_bucket = bucket[members]
+        order = members[torch.argsort(member_bucket, stable=True)]
+        counts = torch.bincount(member_bucket, minlength=num_clusters + 1)[:num_clusters]
+    else:
+        order = torch.argsort(bucket, stable=True)
+        counts = torch.bincount(bucket, minlength=num_clusters + 1)[:num_clusters]
+    if order.numel() == 0:  # no member anywhere: every count is 0, any valid position will do
+        order = torch.zeros(1, dtype=torch.long, device=bucket.device)
+    return order, counts
 
 
 def sample_nearest(

@@ -328,3 +328,43 @@ def test_gate_needs_representation_sampling() -> None:
         make_args(gate="agreement", sampling="kmeans-centroid")
     with pytest.raises(ValueError, match="gate"):
         make_args(gate="sometimes")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_grouping_only_the_chosen_clusters_gives_the_full_grouping_draws(seed: int) -> None:
+    """The CPU path sorts only the slots of chosen clusters; every valid draw, count and flag must
+    equal the full stable sort's (the GPU path), including empty and partly empty queues."""
+    from ssps_trainers import ssps_sampling
+
+    g = torch.Generator().manual_seed(seed)
+    num_clusters, capacity = 7 + seed, 5 + 7 * seed
+    bucket = torch.randint(0, num_clusters + 1, (capacity,), generator=g)  # K = not usable
+    if seed == 0:
+        bucket.fill_(num_clusters)  # nothing usable
+    chosen = torch.randint(0, num_clusters, (9,), generator=g)
+    full_order, full_counts = ssps_sampling.group_by_cluster(bucket, chosen, num_clusters, only_chosen=False)
+    part_order, part_counts = ssps_sampling.group_by_cluster(bucket, chosen, num_clusters, only_chosen=True)
+    assert torch.equal(full_counts[chosen], part_counts[chosen])
+    for counts, order in ((full_counts, full_order), (part_counts, part_order)):
+        starts = torch.cumsum(counts, 0) - counts
+        members = {int(c): order[starts[c] : starts[c] + counts[c]].tolist() for c in chosen}
+        for c, slots in members.items():  # the oracle: the cluster's slots in slot order
+            assert slots == [s for s in range(capacity) if int(bucket[s]) == c]
+
+
+def test_sampling_is_the_same_on_both_grouping_paths(monkeypatch) -> None:
+    from ssps_trainers import ssps_sampling
+
+    ssps, _, _ = filled_ssps(make_args(neighbour_clusters=1))
+    anchors = torch.arange(60)
+    draws = {}
+    for only_chosen in (False, True):
+        grouping = ssps_sampling.group_by_cluster
+        monkeypatch.setattr(ssps_sampling, "group_by_cluster",
+                            lambda b, c, k, only_chosen, _o=only_chosen, _g=grouping: _g(b, c, k, _o))  # fmt: skip
+        draws[only_chosen] = ssps.sample(anchors, torch.Generator().manual_seed(3))
+        monkeypatch.undo()
+    full, part = draws[False], draws[True]
+    assert torch.equal(full.valid, part.valid) and torch.equal(full.pool_size, part.pool_size)
+    assert torch.equal(full.slots[full.valid], part.slots[part.valid])
+    assert bool(full.valid.any())

@@ -4,7 +4,8 @@ It owns the SSL state (MoCo queues, SwAV feature queue, DINO centre) and the `SS
 `compute_loss` runs one step in the order of docs/architecture.md §3.3; callbacks decide when the EMA, the
 freezing, the clipping and the k-means refresh happen. Public Trainer methods are overridden
 (`compute_loss`, `create_optimizer`, `create_scheduler`, `train`, `evaluate`, `log`), plus one
-private pair, `_save_checkpoint` / `_get_output_dir`, only to make saves atomic.
+private pair, `_save_checkpoint` / `_get_output_dir`, only to make saves atomic, and
+`_load_from_checkpoint`, only so that a resume loads every weight or refuses.
 """
 
 from __future__ import annotations

@@ -65,11 +65,7 @@ def sample_from_clusters(
 
     # CSR grouping of the queue by cluster (docs/method.md §17.3): candidates are the current entry
     # of each queued sample that is clustered; all others go to an extra bucket K.
-    owner = queue.slot_index.clamp(min=0)  # (P,)
-    owner_cluster = assignment[owner]
-    usable = queue.current() & (owner_cluster >= 0)
-    bucket = torch.where(usable, owner_cluster, num_clusters)  # (P,)
-    order, counts = group_by_cluster(bucket, chosen, num_clusters, only_chosen=bucket.device.type == "cpu")
+    order, counts = group_by_cluster(queue, assignment, chosen, num_clusters, only_chosen=indices.device.type == "cpu")
     starts = torch.cumsum(counts, 0) - counts  # exclusive cumsum
 
     count = counts[chosen]  # (b,)
@@ -89,28 +85,36 @@ def sample_from_clusters(
 
 
 def group_by_cluster(
-    bucket: torch.Tensor, chosen: torch.Tensor, num_clusters: int, only_chosen: bool
+    queue: RingQueue, assignment: torch.Tensor, chosen: torch.Tensor, num_clusters: int, only_chosen: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CSR grouping of queue slots by cluster: `order` lists slots cluster by cluster (slot order
-    within a cluster) and `counts` (K,) the members of each cluster, for the clusters in `chosen`.
+    """CSR grouping of the queue's candidate slots by cluster: `order` lists them cluster by
+    cluster (slot order within a cluster) and `counts` (K,) how many each cluster has, for the
+    clusters in `chosen`. A candidate is a slot holding the current entry of a clustered sample.
 
     `only_chosen=False` groups the whole queue (one stable sort of P keys, no host sync: the GPU
     path). `only_chosen=True` first keeps the slots whose cluster some anchor chose (about b of
-    them), then sorts those: the same `order` restricted to the chosen clusters, the same counts
-    for them, and the same draws, without sorting P keys on a CPU (1.8 ms at P = 25,000 here).
-    `nonzero` waits for the device, so this path is for CPUs. `order` is never empty."""
+    them), checks only those for currency, then sorts them: the same `order` restricted to the
+    chosen clusters, the same counts for them and so the same draws, without sorting P keys on
+    a CPU (1.8 ms at P = 25,000 here). `nonzero` waits for the device, so this path is for
+    CPUs. `order` is never empty."""
+    owner = queue.slot_index.clamp(min=0)  # (P,) sample of each slot (0 for empty slots)
+    owner_cluster = assignment[owner]  # -1: not clustered this epoch
     if only_chosen:
-        wanted = torch.zeros(num_clusters + 1, dtype=torch.bool, device=bucket.device)
-        wanted[chosen] = True
-        members = torch.nonzero(wanted[bucket]).squeeze(1)  # slots in slot order
-        member_bucket = bucket[members]
-        order = members[torch.argsort(member_bucket, stable=True)]
-        counts = torch.bincount(member_bucket, minlength=num_clusters + 1)[:num_clusters]
+        wanted = torch.zeros(num_clusters + 1, dtype=torch.bool, device=chosen.device)
+        wanted[chosen] = True  # wanted[-1] = wanted[K] stays False: unclustered owners drop out
+        slots = torch.nonzero(wanted[owner_cluster]).squeeze(1)  # in slot order
+        current = (queue.slot_index[slots] >= 0) & (queue.index_slot[owner[slots]] == slots)
+        slots = slots[current]
+        member_cluster = owner_cluster[slots]
+        order = slots[torch.argsort(member_cluster, stable=True)]
+        counts = torch.bincount(member_cluster, minlength=num_clusters)
     else:
+        usable = queue.current() & (owner_cluster >= 0)
+        bucket = torch.where(usable, owner_cluster, num_clusters)  # (P,) K: not a candidate
         order = torch.argsort(bucket, stable=True)
         counts = torch.bincount(bucket, minlength=num_clusters + 1)[:num_clusters]
-    if order.numel() == 0:  # no member anywhere: every count is 0, any valid position will do
-        order = torch.zeros(1, dtype=torch.long, device=bucket.device)
+    if order.numel() == 0:  # no candidate anywhere: every count is 0, any valid position will do
+        order = torch.zeros(1, dtype=torch.long, device=chosen.device)
     return order, counts
 
 

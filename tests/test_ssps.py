@@ -331,25 +331,31 @@ def test_gate_needs_representation_sampling() -> None:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_grouping_only_the_chosen_clusters_gives_the_full_grouping_draws(seed: int) -> None:
-    """The CPU path sorts only the slots of chosen clusters; every valid draw, count and flag must
-    equal the full stable sort's (the GPU path), including empty and partly empty queues."""
+def test_grouping_only_the_chosen_clusters_gives_the_full_grouping(seed: int) -> None:
+    """The CPU path checks and sorts only the slots of chosen clusters; its groups must equal the
+    full stable sort's (the GPU path) and a loop oracle, with empty slots, stale slots (a sample
+    pushed again), unclustered samples, and (seed 0) an empty queue."""
     from ssps_trainers import ssps_sampling
+    from ssps_trainers.memory import RingQueue
 
     g = torch.Generator().manual_seed(seed)
-    num_clusters, capacity = 7 + seed, 5 + 7 * seed
-    bucket = torch.randint(0, num_clusters + 1, (capacity,), generator=g)  # K = not usable
-    if seed == 0:
-        bucket.fill_(num_clusters)  # nothing usable
+    num_samples, num_clusters, capacity = 30, 5 + seed, 6 + 5 * seed
+    queue = RingQueue(capacity, (1, 2), num_samples)
+    for _ in range(seed):  # seed 0: nothing pushed; repeated indices leave stale slots
+        batch = torch.randint(0, num_samples, (4 + seed,), generator=g)
+        queue.push(batch, torch.randn(1, batch.numel(), 2, generator=g))
+    assignment = torch.randint(-1, num_clusters, (num_samples,), generator=g)  # -1: not clustered
     chosen = torch.randint(0, num_clusters, (9,), generator=g)
-    full_order, full_counts = ssps_sampling.group_by_cluster(bucket, chosen, num_clusters, only_chosen=False)
-    part_order, part_counts = ssps_sampling.group_by_cluster(bucket, chosen, num_clusters, only_chosen=True)
-    assert torch.equal(full_counts[chosen], part_counts[chosen])
-    for counts, order in ((full_counts, full_order), (part_counts, part_order)):
+    oracle = {}
+    for slot in range(capacity):
+        index = int(queue.slot_index[slot])
+        if index >= 0 and int(queue.index_slot[index]) == slot and int(assignment[index]) >= 0:
+            oracle.setdefault(int(assignment[index]), []).append(slot)
+    for only_chosen in (False, True):
+        order, counts = ssps_sampling.group_by_cluster(queue, assignment, chosen, num_clusters, only_chosen)
         starts = torch.cumsum(counts, 0) - counts
-        members = {int(c): order[starts[c] : starts[c] + counts[c]].tolist() for c in chosen}
-        for c, slots in members.items():  # the oracle: the cluster's slots in slot order
-            assert slots == [s for s in range(capacity) if int(bucket[s]) == c]
+        for c in chosen.tolist():
+            assert order[starts[c] : starts[c] + counts[c]].tolist() == oracle.get(c, []), (only_chosen, c)
 
 
 def test_sampling_is_the_same_on_both_grouping_paths(monkeypatch) -> None:
@@ -361,7 +367,7 @@ def test_sampling_is_the_same_on_both_grouping_paths(monkeypatch) -> None:
     for only_chosen in (False, True):
         grouping = ssps_sampling.group_by_cluster
         monkeypatch.setattr(ssps_sampling, "group_by_cluster",
-                            lambda b, c, k, only_chosen, _o=only_chosen, _g=grouping: _g(b, c, k, _o))  # fmt: skip
+                            lambda q, a, c, k, only_chosen, _o=only_chosen, _g=grouping: _g(q, a, c, k, _o))  # fmt: skip
         draws[only_chosen] = ssps.sample(anchors, torch.Generator().manual_seed(3))
         monkeypatch.undo()
     full, part = draws[False], draws[True]

@@ -118,7 +118,7 @@ for row in report:
     print(f"| {Path(row['checkpoint']).name} | " + " | ".join(f"{row[c]:.3f}" for c in shown) + f" | {row['verdict']} |")
 last = report[-1]
 print(f"\nverdict: the paper's SSPS is {last['verdict']} ({VERDICT_STATISTIC} {last[VERDICT_STATISTIC]:.3f}, threshold {VERDICT_THRESHOLD}); "
-      "recommended: " + ("the paper's SSPS (--ssps_gate none)" if last["recommended"] == "paper SSPS" else
+      "recommended: " + ("the paper's SSPS (--ssps_gate none)" if paper_ssps_recommended(last) else
                          "no SSPS (continue without --ssps, or train the base longer and diagnose again)"))  # fmt: skip
 if args.output:
     args.output.parent.mkdir(parents=True, exist_ok=True)

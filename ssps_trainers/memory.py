@@ -58,6 +58,9 @@ class RingQueue(nn.Module):
     slot_index: torch.Tensor
     index_slot: torch.Tensor
     pointer: torch.Tensor
+    # write values as ring slices (reads the pointer on the host) or with index_copy_ (no host
+    # read); None: slices on a CPU only. Tests force each path.
+    slice_writes: bool | None = None
 
     def __init__(
         self,
@@ -94,11 +97,12 @@ class RingQueue(nn.Module):
         return filled & (owner == slots)
 
     @torch.no_grad()
-    def push(self, indices: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def push(self, indices: torch.Tensor, values: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
         """Enqueue samples `indices` (B,) with `values` (n_pos, B, dim); returns their slots.
 
         When B > capacity only the last `capacity` samples are kept (the pointer still advances
-        by B, as if all had been written in order).
+        by B, as if all had been written in order). `last`: `last_occurrence(indices)` if the
+        caller already has it (SSPS writes the same indices to its table).
         """
         if indices.ndim != 1 or values.shape[1] != indices.shape[0]:
             raise ValueError(
@@ -115,26 +119,30 @@ class RingQueue(nn.Module):
             skipped = batch - self.capacity
             self.pointer.add_(skipped).remainder_(self.capacity)
             indices, values = indices[skipped:], values[:, skipped:]
-            batch = self.capacity
+            batch, last = self.capacity, None
         indices = indices.to(self.slot_index.device, torch.long)
         slots = (self.pointer + torch.arange(batch, device=indices.device)) % self.capacity
 
         # 1. forget overwritten samples, only where the map still points at the slot
-        old = self.slot_index[slots]
+        # (index_select / index_copy_ throughout: several times faster than [] on a CPU)
+        old = self.slot_index.index_select(0, slots)
         old_safe = old.clamp(min=0)
-        stale = (old >= 0) & (self.index_slot[old_safe] == slots)
+        stale = (old >= 0) & (self.index_slot.index_select(0, old_safe) == slots)
         # at most one overwritten slot matches a given sample, so summing deltas is exact
         self.index_slot.index_add_(0, old_safe, torch.where(stale, -1 - slots, 0))
-        # 2. write the slots
-        self.slot_index[slots] = indices
-        # in place (slots are distinct), as rows of the flattened (n_pos * capacity, dim) view:
-        # each written slot is one contiguous row copy
-        n_pos, capacity, dim = self.values.shape
-        rows = (torch.arange(n_pos, device=slots.device)[:, None] * capacity + slots[None, :]).reshape(-1)
-        flat = values.to(self.values.dtype).reshape(n_pos * batch, dim)
-        self.values.view(n_pos * capacity, dim).index_copy_(0, rows, flat)
+        # 2. write the slots, in place (slots are distinct)
+        self.slot_index.index_copy_(0, slots, indices)
+        values = values.to(self.values.dtype)
+        if self.values.device.type == "cpu" if self.slice_writes is None else self.slice_writes:
+            # the slots are one ring range, at most two slices: plain copies
+            start = int(self.pointer)
+            head = min(batch, self.capacity - start)
+            self.values[:, start : start + head].copy_(values[:, :head])
+            self.values[:, : batch - head].copy_(values[:, head:])
+        else:  # no host read of the pointer on an accelerator
+            self.values.index_copy_(1, slots, values)
         # 3. point each sample at its (last) new slot
-        self.index_slot[indices] = slots[last_occurrence(indices)]
+        self.index_slot.index_copy_(0, indices, slots.index_select(0, last_occurrence(indices) if last is None else last))
         self.pointer.add_(batch).remainder_(self.capacity)
         return slots
 
@@ -160,17 +168,20 @@ class IndexedTable(nn.Module):
         self.register_buffer("filled", torch.zeros(num_rows, dtype=torch.bool))
 
     @torch.no_grad()
-    def write(self, indices: torch.Tensor, values: torch.Tensor) -> None:
-        """Set rows `indices` (B,) to `values` (B, dim) and mark them filled."""
+    def write(self, indices: torch.Tensor, values: torch.Tensor, last: torch.Tensor | None = None) -> None:
+        """Set rows `indices` (B,) to `values` (B, dim) and mark them filled. `last`:
+        `last_occurrence(indices)` if the caller already has it."""
         if indices.ndim != 1 or values.shape != (indices.shape[0], self.values.shape[1]):
             raise ValueError(
                 f"write needs indices (B,) and values (B, {self.values.shape[1]}); got "
                 f"{tuple(indices.shape)} and {tuple(values.shape)}"
             )
         indices = indices.to(self.values.device, torch.long)
-        rows = values[last_occurrence(indices)].to(self.values.dtype)  # duplicates agree
-        self.values[indices] = rows
-        self.filled[indices] = True
+        # duplicates carry the same row, so the order index_copy_ writes them in does not matter
+        last = last_occurrence(indices) if last is None else last
+        rows = values.index_select(0, last).to(self.values.dtype)
+        self.values.index_copy_(0, indices, rows)
+        self.filled.index_fill_(0, indices, True)
 
     def extra_repr(self) -> str:
         return f"num_rows={self.values.shape[0]}, dim={self.values.shape[1]}"

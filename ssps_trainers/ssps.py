@@ -34,7 +34,7 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from .kmeans import KMeansResult, neighbour_table, spherical_kmeans
-from .memory import IndexedTable, RingQueue
+from .memory import IndexedTable, RingQueue, last_occurrence
 from .seeds import kmeans_start, pool_partners
 from .ssps_arguments import SSPSArguments
 from .ssps_diagnostics import draw_pool_partners, normalized_mutual_info, relation_holds
@@ -144,11 +144,14 @@ class SSPS(nn.Module):
                 f"reference must be (B, {self.reference_dim}) for {indices.shape[0]} indices, got "
                 f"{tuple(reference.shape)}"
             )
-        slots = self.queue.push(indices, positives.detach())
+        indices = indices.to(self.queue.slot_index.device, torch.long)
         if self.args.sampling == "knn":
+            slots = self.queue.push(indices, positives.detach())
             self.queue_reference[slots] = reference[-slots.shape[0] :].to(self.queue_reference.dtype)
-        else:
-            self.table.write(indices, reference.detach())
+        else:  # one duplicate resolution for both stores
+            last = last_occurrence(indices)
+            self.queue.push(indices, positives.detach(), last)
+            self.table.write(indices, reference.detach(), last)
 
     def set_labels(self, speaker: torch.Tensor | None, video: torch.Tensor | None) -> None:
         """Speaker / video id per sample index (N,), for the diagnostics of docs/method.md §10 only."""
@@ -291,9 +294,9 @@ class SSPS(nn.Module):
         """`positives` (n_pos, b, D_pos) with valid anchors replaced by their pseudo-positive
         (detached store content). Returns a new tensor; `positives` is not modified."""
         if self.args.sampling == "kmeans-centroid":
-            candidates = self.centroids[sampled.slots][None]  # (1, b, D_ref)
-        else:
-            candidates = self.queue.values[:, sampled.slots]  # (n_pos, b, D_pos)
+            candidates = self.centroids.index_select(0, sampled.slots)[None]  # (1, b, D_ref)
+        else:  # index_select: 4-5x faster than advanced indexing for these row gathers on a CPU
+            candidates = self.queue.values.index_select(1, sampled.slots)  # (n_pos, b, D_pos)
         candidates = candidates.to(positives.dtype)
         return torch.where(sampled.valid[None, :, None], candidates, positives)
 
@@ -312,11 +315,11 @@ class SSPS(nn.Module):
             out["ssps/gate_pass_rate"] = valid.sum() / sampled.drawn.float().sum().clamp(min=1.0)
         if self.args.sampling == "kmeans-centroid":
             return out
-        partner = self.queue.slot_index[sampled.slots].clamp(min=0)
+        partner = self.queue.slot_index.index_select(0, sampled.slots).clamp(min=0)
         indices = indices.to(partner.device, torch.long)
         for position, name in enumerate(("same_speaker_rate", "same_video_rate")):
             labels = (self.speaker_labels, self.video_labels)[position]
-            same = (labels[partner] == labels[indices]).float()
+            same = (labels.index_select(0, partner) == labels.index_select(0, indices)).float()
             rate = (same * valid).sum() / valid.sum().clamp(min=1.0)
             # NaN until set_labels provides this column, so nobody reads a fake 0
             out[f"ssps/{name}"] = torch.where(self.labels_set[position], rate, float("nan"))

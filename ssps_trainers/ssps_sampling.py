@@ -56,9 +56,11 @@ def sample_from_clusters(
     relates too (the agreement gate, docs/method.md §7).
     """
     batch, num_clusters = indices.shape[0], neighbours.shape[0]
-    cluster = assignment[indices]  # (b,) -1: not clustered this epoch
+    # 1-D index_select rather than [] throughout: several times faster for small gathers on a CPU
+    cluster = assignment.index_select(0, indices)  # (b,) -1: not clustered this epoch
     eligible = cluster >= 0
-    chosen = neighbours[cluster.clamp(min=0), rank]  # (b,) c*
+    num_candidates = neighbours.shape[1]
+    chosen = neighbours.reshape(-1).index_select(0, cluster.clamp(min=0) * num_candidates + rank)  # (b,) c*
     if centroid:
         pool = torch.ones_like(chosen)
         return SampledPositives(chosen, eligible, eligible, torch.where(eligible, pool, 0), eligible)
@@ -68,18 +70,18 @@ def sample_from_clusters(
     order, counts = group_by_cluster(queue, assignment, chosen, num_clusters, only_chosen=indices.device.type == "cpu")
     starts = torch.cumsum(counts, 0) - counts  # exclusive cumsum
 
-    count = counts[chosen]  # (b,)
+    count = counts.index_select(0, chosen)  # (b,)
     uniform = torch.rand(batch, generator=generator, device=indices.device)
     offset = torch.minimum((uniform * count).long(), (count - 1).clamp(min=0))
-    position = (starts[chosen] + offset).clamp(max=order.shape[0] - 1)
-    slots = order[position]
-    partner = queue.slot_index[slots]
+    position = (starts.index_select(0, chosen) + offset).clamp(max=order.shape[0] - 1)
+    slots = order.index_select(0, position)
+    partner = queue.slot_index.index_select(0, slots)
     drawn = eligible & (count > 0) & (partner != indices)
     valid = drawn
     if check is not None:  # keep the pairs the second clustering also relates
         check_assignment, check_neighbours = check
         partner = partner.clamp(min=0)
-        checked = (check_assignment[indices] >= 0) & (check_assignment[partner] >= 0)
+        checked = (check_assignment.index_select(0, indices) >= 0) & (check_assignment.index_select(0, partner) >= 0)
         valid = drawn & checked & relation_holds(check_assignment, check_neighbours, indices, partner)
     return SampledPositives(slots, valid, eligible, torch.where(eligible, count, 0), drawn)
 
@@ -98,15 +100,17 @@ def group_by_cluster(
     a CPU (1.8 ms at P = 25,000 here). `nonzero` waits for the device, so this path is for
     CPUs. `order` is never empty."""
     owner = queue.slot_index.clamp(min=0)  # (P,) sample of each slot (0 for empty slots)
-    owner_cluster = assignment[owner]  # -1: not clustered this epoch
+    owner_cluster = assignment.index_select(0, owner)  # -1: not clustered this epoch
     if only_chosen:
         wanted = torch.zeros(num_clusters + 1, dtype=torch.bool, device=chosen.device)
-        wanted[chosen] = True  # wanted[-1] = wanted[K] stays False: unclustered owners drop out
-        slots = torch.nonzero(wanted[owner_cluster]).squeeze(1)  # in slot order
-        current = (queue.slot_index[slots] >= 0) & (queue.index_slot[owner[slots]] == slots)
+        wanted.index_fill_(0, chosen, True)  # wanted[K] stays False: unclustered owners drop out
+        bucket = torch.where(owner_cluster >= 0, owner_cluster, num_clusters)
+        slots = torch.nonzero(wanted.index_select(0, bucket)).squeeze(1)  # in slot order
+        owned = owner.index_select(0, slots)
+        current = (queue.slot_index.index_select(0, slots) >= 0) & (queue.index_slot.index_select(0, owned) == slots)
         slots = slots[current]
-        member_cluster = owner_cluster[slots]
-        order = slots[torch.argsort(member_cluster, stable=True)]
+        member_cluster = owner_cluster.index_select(0, slots)
+        order = slots.index_select(0, torch.argsort(member_cluster, stable=True))
         counts = torch.bincount(member_cluster, minlength=num_clusters)
     else:
         usable = queue.current() & (owner_cluster >= 0)

@@ -35,11 +35,13 @@ class QueueOracle:
         return out
 
 
+@pytest.mark.parametrize("slice_writes", [True, False])
 @pytest.mark.parametrize("seed", range(6))
-def test_ring_queue_matches_oracle(seed: int) -> None:
+def test_ring_queue_matches_oracle(seed: int, slice_writes: bool) -> None:
     g = torch.Generator().manual_seed(seed)
     capacity, num_samples, n_pos, dim = 7, 20, 2, 3
     queue = RingQueue(capacity, (n_pos, dim), num_samples)
+    queue.slice_writes = slice_writes  # the CPU path and the accelerator path
     oracle = QueueOracle(capacity, num_samples, n_pos, dim)
     for _ in range(15):
         batch = int(torch.randint(1, 11, (1,), generator=g))  # includes B > capacity
@@ -90,6 +92,23 @@ def test_indexed_table_last_write_wins() -> None:
     assert table.filled.tolist() == [False, True, False, False, True, False]
     assert table.values[1].tolist() == [9.0, 9.0]
     assert table.values[4].tolist() == [4.0, 4.0]
+
+
+def test_shared_last_occurrence_gives_the_same_stores() -> None:
+    """SSPS.push resolves duplicates once for the queue and the table: same result as each alone."""
+    g = torch.Generator().manual_seed(3)
+    own, shared = (RingQueue(5, (1, 2), 9), IndexedTable(9, 2)), (RingQueue(5, (1, 2), 9), IndexedTable(9, 2))
+    for batch in (4, 3, 8, 2):  # 8 > capacity: the queue recomputes it for the rows it keeps
+        indices = torch.randint(0, 9, (batch,), generator=g)
+        values = torch.randn(1, batch, 2, generator=g)
+        own[0].push(indices, values)
+        own[1].write(indices, values[0])
+        last = last_occurrence(indices)
+        shared[0].push(indices, values, last)
+        shared[1].write(indices, values[0], last)
+        for a, b in zip(own, shared):
+            for key, value in a.state_dict().items():
+                assert torch.equal(value, b.state_dict()[key]), key
 
 
 def test_state_dict_round_trip_is_strict() -> None:

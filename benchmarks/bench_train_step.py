@@ -3,8 +3,11 @@ step (what one Trainer step does), ECAPA-TDNN C=512, batch 32, 2 s crops (DINO: 
 4 x 2 s local), with and without SSPS active (paper K/P = 25k scaled to the synthetic N).
 
     python benchmarks/bench_train_step.py [--batch 32] [--repeats 3] [--methods simclr dino]
+    python benchmarks/bench_train_step.py --compare_forward   # joint vs per-view forward (no SSPS)
 
-Prints a markdown table of median seconds per step; not run in CI.
+Prints a markdown table of median seconds per step; not run in CI. `--compare_forward`: the
+BatchNorm batch composition of docs/differences.md row 1, one forward over all views
+concatenated (`forward_per_view=false`) against one per view as the reference does (`true`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ parser.add_argument("--batch", type=int, default=32)
 parser.add_argument("--repeats", type=int, default=3)
 parser.add_argument("--methods", nargs="+", default=["simclr", "moco", "swav", "vicreg", "dino"])
 parser.add_argument("--channels", type=int, default=512)
+parser.add_argument("--compare_forward", action="store_true", help="Joint vs per-view forward, without SSPS.")
 args = parser.parse_args()
 
 HEADS = {name: method.head_type for name, method in METHOD_CLASSES.items()}  # the registry's
@@ -37,12 +41,12 @@ rows = {"audio": [(0.1 * rng.standard_normal(80000)).astype(np.float32) for _ in
 c = args.channels
 
 
-def step_time(method: str, ssps: bool) -> float:
+def step_time(method: str, ssps: bool, per_view: bool = False) -> float:
     dino = method == "dino"
     config = SSPSConfig(
         ecapa_channels=(c, c, c, c, 3 * c), head_type=HEADS[method],
         has_teacher=METHOD_CLASSES[method].needs_teacher, n_mels=80 if dino else 40,
-        window="hann" if dino else "hamming",
+        window="hann" if dino else "hamming", forward_per_view=per_view,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         training = SSLTrainingArguments(
@@ -84,6 +88,12 @@ def step_time(method: str, ssps: bool) -> float:
 print(f"device=cpu torch={torch.__version__} threads={torch.get_num_threads()} "
       f"cpu={platform.processor() or platform.machine()} ECAPA C={c} batch={args.batch} "
       f"repeats={args.repeats} (median)")  # fmt: skip
+if args.compare_forward:
+    print("\n| method | s/step joint forward | s/step per-view forward | per-view / joint |\n|---|---|---|---|")
+    for method in args.methods:
+        joint, per_view = step_time(method, False, False), step_time(method, False, True)
+        print(f"| {method} | {joint:.2f} | {per_view:.2f} | {per_view / joint:.2f} |", flush=True)
+    raise SystemExit(0)
 print("\n| method | s/step SSL | s/step SSL+SSPS | SSPS overhead |\n|---|---|---|---|")
 for method in args.methods:
     base, with_ssps = step_time(method, False), step_time(method, True)

@@ -93,8 +93,8 @@ if args.compare_forward:
     for method in args.methods:
         joint, per_view = step_time(method, False, False), step_time(method, False, True)
         print(f"| {method} | {joint:.2f} | {per_view:.2f} | {per_view / joint:.2f} |", flush=True)
-    raise SystemExit(0)
-print("\n| method | s/step SSL | s/step SSL+SSPS | SSPS overhead |\n|---|---|---|---|")
-for method in args.methods:
-    base, with_ssps = step_time(method, False), step_time(method, True)
-    print(f"| {method} | {base:.2f} | {with_ssps:.2f} | {100 * (with_ssps - base) / base:+.1f}% |")
+else:
+    print("\n| method | s/step SSL | s/step SSL+SSPS | SSPS overhead |\n|---|---|---|---|")
+    for method in args.methods:
+        base, with_ssps = step_time(method, False), step_time(method, True)
+        print(f"| {method} | {base:.2f} | {with_ssps:.2f} | {100 * (with_ssps - base) / base:+.1f}% |")

@@ -133,7 +133,8 @@ class RingQueue(nn.Module):
         # 2. write the slots, in place (slots are distinct)
         self.slot_index.index_copy_(0, slots, indices)
         values = values.to(self.values.dtype)
-        if self.values.device.type == "cpu" if self.slice_writes is None else self.slice_writes:
+        slice_writes = self.values.device.type == "cpu" if self.slice_writes is None else self.slice_writes
+        if slice_writes:
             # the slots are one ring range, at most two slices: plain copies
             start = int(self.pointer)
             head = min(batch, self.capacity - start)
